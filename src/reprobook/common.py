@@ -1,0 +1,195 @@
+"""Shared plumbing for every chapter: seeding, devices, array modules,
+progress bars, plot style and saving results with provenance."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Repository root (the folder holding ``_config.yml``) when running from a checkout.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy (and torch / cupy when present); return a NumPy Generator."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+    if "cupy" in sys.modules:
+        sys.modules["cupy"].random.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def cuda_available() -> bool:
+    """True when CuPy is importable and sees at least one CUDA device."""
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # CuPy installed but no driver / no device
+        return False
+
+
+def resolve_device(device: str) -> str:
+    """Turn ``auto | cpu | cuda`` into ``cpu`` or ``cuda``.
+
+    Asking for ``cuda`` without a usable GPU is an error, never a silent
+    fallback to the CPU.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise RuntimeError(
+            "device='cuda' was requested but no CUDA GPU is usable: install CuPy "
+            "for your CUDA version (e.g. `pip install cupy-cuda12x`) on a machine "
+            "with an NVIDIA GPU, or use device='cpu'."
+        )
+    return device
+
+
+def array_module(device: str):
+    """The array namespace for a device: ``numpy`` on CPU, ``cupy`` on CUDA."""
+    device = resolve_device(device)
+    if device == "cuda":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_numpy(a) -> np.ndarray:
+    """Bring an array (NumPy or CuPy) to host memory."""
+    if hasattr(a, "get") and type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def progress_disabled() -> bool:
+    """Progress bars are off under tests (nbval) and when REPROBOOK_PROGRESS=0."""
+    return os.environ.get("REPROBOOK_PROGRESS", "1") == "0"
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar that respects :func:`progress_disabled`."""
+    from tqdm.auto import tqdm
+
+    kwargs["disable"] = kwargs.get("disable", False) or progress_disabled()
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, **kwargs)
+
+
+def set_plot_style() -> None:
+    """One plot style for the whole book."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (6.4, 4.0),
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 10,
+            "legend.frameon": False,
+            # Deterministic SVG/PNG metadata-free output.
+            "svg.hashsalt": "reprobook",
+        }
+    )
+
+
+def git_commit(root: Path = REPO_ROOT) -> str | None:
+    """The current git commit of the checkout, or None outside a repository."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def hardware() -> dict[str, Any]:
+    """A short description of the machine, for provenance."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "numpy": np.__version__,
+    }
+    if cuda_available():
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"]
+        info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+        info["cupy"] = cupy.__version__
+    return info
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return _jsonable(dataclasses.asdict(obj))
+    return obj
+
+
+def save_results(path: str | Path, results: dict, *, preset: str, params: Any = None) -> Path:
+    """Write ``results`` as JSON with provenance (preset, parameters, commit, hardware, date)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "provenance": {
+            "preset": preset,
+            "params": _jsonable(params),
+            "git_commit": git_commit(),
+            "hardware": hardware(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+        "results": _jsonable(results),
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a file written by :func:`save_results`; a clear error when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no saved results at {path}: produce them with the command named in "
+            "the chapter (a benchmark script or `reprobook run ... --preset long`)."
+        )
+    return json.loads(path.read_text())

@@ -89,10 +89,16 @@ def progress_disabled() -> bool:
 
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar that respects :func:`progress_disabled`."""
-    from tqdm.auto import tqdm
-
     kwargs["disable"] = kwargs.get("disable", False) or progress_disabled()
     kwargs.setdefault("leave", False)
+    if kwargs["disable"]:
+        from tqdm import tqdm
+    else:
+        try:  # a notebook widget when ipywidgets is there, else text
+            import ipywidgets  # noqa: F401
+            from tqdm.auto import tqdm
+        except ImportError:
+            from tqdm import tqdm
     return tqdm(iterable, **kwargs)
 
 
@@ -193,3 +199,21 @@ def load_results(path: str | Path) -> dict:
             "the chapter (a benchmark script or `reprobook run ... --preset long`)."
         )
     return json.loads(path.read_text())
+
+
+class Table:
+    """A DataFrame shown without its index, deterministically (no ids, no
+    addresses), as HTML in the book and as text in nbval's comparison."""
+
+    def __init__(self, df, floatfmt: str = "{:.4g}"):
+        self.df = df
+        self.floatfmt = floatfmt
+
+    def _formatters(self):
+        return {c: self.floatfmt.format for c in self.df.columns if self.df[c].dtype.kind == "f"}
+
+    def _repr_html_(self) -> str:
+        return self.df.to_html(index=False, formatters=self._formatters(), border=0, classes="table")
+
+    def __repr__(self) -> str:
+        return self.df.to_string(index=False, formatters=self._formatters())

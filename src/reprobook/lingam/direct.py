@@ -78,7 +78,7 @@ def causal_order(
             if len(candidates) == 1:
                 m = int(candidates[0])
             else:
-                M = to_numpy(pairwise_scores(XT[U], xp, pool=pool, chunk_elements=chunk_elements))
+                M = to_numpy(pairwise_scores(XT[xp.asarray(U)], xp, pool=pool, chunk_elements=chunk_elements))
                 allowed = np.isin(U, candidates)
                 # argmax over the allowed candidates; ties go to the first index.
                 m = int(U[np.flatnonzero(allowed)[int(np.argmax(M[allowed]))]])

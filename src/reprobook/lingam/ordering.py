@@ -124,7 +124,7 @@ def entropy_matrix(S, coef, chunk_elements: int, xp, rows: slice | None = None, 
     """All residual entropies of the rows ``rows`` (default: all) of the pair matrix."""
     k, n = S.shape
     rows = rows or slice(0, k)
-    ws = ws or _Workspace(max(1, chunk_elements // n), n, xp)
+    ws = ws or _Workspace(min(max(1, chunk_elements // n), k * k), n, xp)
     E = xp.empty((rows.stop - rows.start, k), dtype=xp.float64)
     for r, c in _tiles(k, n, chunk_elements, rows):
         E[r.start - rows.start : r.stop - rows.start, c] = residual_entropies(S, coef, r, c, ws, xp)
@@ -164,7 +164,7 @@ def _shared_views(k: int, n: int):
 def _worker_rows(k: int, n: int, start: int, stop: int, chunk_elements: int):
     """In a worker: E rows [start, stop) from the S and coef in the shared block."""
     S, coef = _shared_views(k, n)
-    size = max(1, chunk_elements // n)
+    size = min(max(1, chunk_elements // n), k * k)
     if _WORKSPACE.get("size") != (size, n):
         _WORKSPACE.update(size=(size, n), ws=_Workspace(size, n, np))
     return entropy_matrix(S, coef, chunk_elements, np, slice(start, stop), _WORKSPACE["ws"])
@@ -280,7 +280,7 @@ def pairwise_scores(XT, xp=np, *, pool: WorkerPool | None = None, chunk_elements
     # 5. D_ij = H(x_j) + E_ij - H(x_i) - E_ji ;  M_i = -sum_j min(0, D_ij)^2.
     D = Hx[None, :] + E - Hx[:, None] - E.T
     xp.fill_diagonal(D, 0.0)
-    M = -(xp.minimum(D, 0.0) ** 2).sum(axis=1)
+    M = -(xp.minimum(D, 0.0) ** 2).sum(axis=1) + 0.0  # + 0.0: no negative zeros
     return (M, D) if return_D else M
 
 

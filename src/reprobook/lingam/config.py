@@ -1,0 +1,75 @@
+"""Parameters of chapter 01 and its presets.
+
+``cpu`` (the defaults) runs in a few minutes on 2 CPU cores; ``full`` is the
+paper-scale run for a GPU (``device="cuda"``): larger graphs and samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NOISES = ("uniform", "laplace", "student_t", "exponential")
+
+
+@dataclass(frozen=True)
+class Config:
+    # Experiment 1: exact agreement with the `lingam` package.
+    agree_dims: tuple[int, ...] = (3, 5, 10, 20)
+    agree_ns: tuple[int, ...] = (200, 1000)
+    agree_noises: tuple[str, ...] = ("uniform", "laplace", "student_t")
+    agree_seeds: int = 3
+    # Experiment 2: accuracy on random graphs with known B.
+    acc_dims: tuple[int, ...] = (5, 10, 20, 40, 80)
+    acc_ns: tuple[int, ...] = (250, 1000, 4000)
+    acc_seeds: int = 3
+    acc_noise: str = "laplace"
+    expected_degree: float = 2.0
+    # Experiment 4: VarLiNGAM on statsmodels' macrodata.
+    var_max_lags: int = 4
+    # Experiment 5: gene-network knockouts.
+    genes: int = 30
+    gene_degree: float = 1.5
+    gene_samples: int = 2000
+    gene_seeds: int = 5
+    knockdown_sd: float = 2.0
+    # Worker processes for the CPU path (None: all cores).
+    n_jobs: int | None = None
+
+    def validate(self) -> None:
+        """Clear errors for values the experiments cannot run with."""
+        from ..presets import ConfigError
+
+        for name in ("agree_dims", "acc_dims"):
+            if not getattr(self, name) or min(getattr(self, name)) < 2:
+                raise ConfigError(f"{name} must be a non-empty tuple of integers >= 2")
+        for name in ("agree_ns", "acc_ns"):
+            if not getattr(self, name) or min(getattr(self, name)) < 10:
+                raise ConfigError(f"{name} must be a non-empty tuple of integers >= 10")
+        for noise in (*self.agree_noises, self.acc_noise):
+            if noise not in NOISES:
+                raise ConfigError(f"unknown noise {noise!r}; valid noises: {', '.join(NOISES)}")
+        for name in ("agree_seeds", "acc_seeds", "gene_seeds", "var_max_lags"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.genes < 3 or self.gene_samples < 10:
+            raise ConfigError("genes must be >= 3 and gene_samples >= 10")
+        if self.expected_degree <= 0 or self.gene_degree <= 0:
+            raise ConfigError("expected_degree and gene_degree must be positive")
+        if self.n_jobs is not None and self.n_jobs < 1:
+            raise ConfigError(f"n_jobs must be None or >= 1, got {self.n_jobs}")
+
+
+PRESETS: dict[str, dict] = {
+    "cpu": {},
+    "full": {
+        "agree_dims": (3, 5, 10, 20, 50),
+        "agree_ns": (200, 1000, 5000),
+        "agree_seeds": 5,
+        "acc_dims": (10, 50, 100, 250, 500),
+        "acc_ns": (1000, 10000),
+        "acc_seeds": 5,
+        "genes": 500,
+        "gene_samples": 20000,
+        "gene_seeds": 5,
+    },
+}

@@ -1,0 +1,95 @@
+"""The executed chapters in book/chapters are the chapter sources, run."""
+
+import json
+
+import jupytext
+import pytest
+import yaml
+
+from reprobook.chapters import CHAPTERS, is_stale
+from reprobook.common import REPO_ROOT
+
+
+def code_cells(nb) -> list[str]:
+    return [c.source.strip() for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_notebook_has_the_sources_code(slug):
+    chapter = CHAPTERS[slug]
+    assert chapter.source.exists(), f"missing chapter source {chapter.source}"
+    assert chapter.book_notebook.exists(), f"run `make execute`: {chapter.book_notebook} is missing"
+    source = jupytext.read(chapter.source)
+    executed = jupytext.read(chapter.book_notebook)
+    assert code_cells(executed) == code_cells(source), (
+        f"{chapter.book_notebook.name} was executed from another version of {chapter.source.name}; "
+        "re-run `make execute`"
+    )
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_notebook_is_up_to_date_with_its_inputs(slug):
+    chapter = CHAPTERS[slug]
+    assert not is_stale(chapter), (
+        f"{chapter.book_notebook.name} is stale: its source, src/reprobook or results/{slug} changed "
+        "since it was executed; re-run `make execute` and commit the notebook"
+    )
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_notebook_ran_clean(slug):
+    nb = json.loads(CHAPTERS[slug].book_notebook.read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"cell raised: {out.get('ename')}: {out.get('evalue')}"
+            if out["output_type"] == "stream":
+                assert out["name"] != "stderr", f"stderr in the book: {''.join(out['text'])[:300]}"
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_chapter_has_parameters_cell(slug):
+    nb = jupytext.read(CHAPTERS[slug].source)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for name in ("preset", "overrides", "seed", "device"):
+        assert f"{name} =" in tagged[0].source
+
+
+def test_toc_lists_every_chapter_and_nothing_missing():
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    for chapter in CHAPTERS.values():
+        assert f"book/chapters/{chapter.name}" in files
+    for f in files + [toc["root"]]:
+        assert any((REPO_ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb")), f"_toc.yml names missing {f}"
+
+
+def test_scoreboard_lists_every_chapters_claims():
+    text = (REPO_ROOT / "book" / "scoreboard.md").read_text()
+    for chapter in CHAPTERS.values():
+        for claim in json.loads(chapter.book_claims.read_text()):
+            assert claim["name"] in text
+
+
+def test_environment_yml_pins_match_requirements():
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    reqs = [
+        line.strip()
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(pip_section) == sorted(reqs)
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])

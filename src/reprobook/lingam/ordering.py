@@ -181,6 +181,9 @@ class WorkerPool:
 
     def __init__(self, n_workers: int, k_max: int, n: int):
         global _SHARED
+        if _SHARED is not None:
+            # Workers find the block through this one module global.
+            raise RuntimeError("another WorkerPool is open in this process; close it first")
         self.n_workers = n_workers
         self._mm = mmap.mmap(-1, 8 * (k_max * n + k_max * k_max))
         _SHARED = self._mm

@@ -155,6 +155,8 @@ def execute(
     nb = jupytext.read(chapter.source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):  # stable ids: re-executions diff only where outputs change
+        cell["id"] = f"cell-{i:03d}"
     inputs_hash = chapter.inputs_hash()
     with tempfile.TemporaryDirectory() as tmp:
         src_nb = Path(tmp) / f"{chapter.name}.ipynb"

@@ -78,6 +78,7 @@ CHAPTERS: dict[str, Chapter] = {
     c.slug: c
     for c in [
         Chapter(1, "lingam", "DirectLiNGAM at scale"),
+        Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
     ]
 }
 

@@ -1,0 +1,170 @@
+"""A small, real version of the QQT situation: a web pool of uneven quality,
+filtered into buckets by a noisy quality score, and students trained on each
+bucket (and on mixtures of buckets) for many compute budgets.
+
+* Inputs come from a fixed generator (standard normal in ``dim`` dimensions)
+  and labels from a fixed random teacher network (``classes`` classes).
+* Each sample has a latent quality ``q`` (Beta distributed); with probability
+  ``1 - q`` its label is replaced by a random class (a mis-paired caption).
+* A quality scorer, a ridge regression from a few noisy observable
+  "metadata" features to quality, trained on a small hand-rated clean set,
+  stands in for CLIP score / T-MARS. The pool is ranked by score into
+  buckets of equal size: top 0-10%, 10-20%, ...
+* Students (one MLP architecture, one constant learning rate, so a run
+  evaluated at checkpoints is the same as separate runs of those lengths)
+  are trained all at once with ``torch.func.vmap``; each has its own data
+  stream: passes over its pool in a fresh random order per pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class WebPool:
+    X: np.ndarray  # (M, dim) float32
+    y: np.ndarray  # (M,) given labels, some corrupted
+    y_clean: np.ndarray  # (M,) teacher labels
+    quality: np.ndarray  # (M,) latent quality q
+    score: np.ndarray  # (M,) the scorer's quality estimate
+    buckets: list[np.ndarray]  # indices of each bucket, best first
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def bucket_size(self) -> int:
+        return len(self.buckets[0])
+
+    def corruption_rate(self, idx) -> float:
+        return float(np.mean(self.y[idx] != self.y_clean[idx]))
+
+
+def _teacher(X, W1, W2):
+    return np.tanh(X @ W1) @ W2
+
+
+def make_web_pool(
+    pool_size: int,
+    n_buckets: int,
+    rng: np.random.Generator,
+    *,
+    dim: int = 16,
+    classes: int = 10,
+    teacher_width: int = 32,
+    quality_beta: tuple[float, float] = (1.5, 1.0),
+    clean_set: int = 400,
+    metadata_noise: float = 0.5,
+    test_size: int = 5000,
+) -> WebPool:
+    """The synthetic web pool; ``n_buckets`` buckets of ``pool_size / 10`` samples each."""
+    from sklearn.linear_model import Ridge
+
+    if pool_size < 10 * n_buckets or n_buckets < 1 or n_buckets > 10:
+        raise ValueError("need 1 <= n_buckets <= 10 and pool_size >= 10 * n_buckets")
+    W1 = rng.standard_normal((dim, teacher_width)) / np.sqrt(dim)
+    W2 = rng.standard_normal((teacher_width, classes))
+
+    def draw(m):
+        X = rng.standard_normal((m, dim)).astype(np.float32)
+        return X, _teacher(X, W1, W2).argmax(axis=1)
+
+    X, y_clean = draw(pool_size)
+    q = rng.beta(*quality_beta, pool_size)
+    corrupt = rng.random(pool_size) > q
+    y = y_clean.copy()
+    y[corrupt] = rng.integers(0, classes, corrupt.sum())
+    # What a curator can observe of a sample's quality: a few noisy
+    # "metadata" features (think caption length, resolution, language
+    # detector, text-image similarity), each q plus noise.
+    def metadata(quality):
+        return quality[:, None] + metadata_noise * rng.standard_normal((len(quality), 4))
+
+    # The quality scorer: a regression from metadata to quality, trained on a
+    # small clean set where quality was rated by hand.
+    q_rated = rng.beta(*quality_beta, clean_set)
+    scorer = Ridge(alpha=1.0).fit(metadata(q_rated), q_rated)
+    score = scorer.predict(metadata(q))
+    ranked = np.argsort(-score, kind="stable")
+    size = pool_size // 10
+    buckets = [ranked[i * size : (i + 1) * size] for i in range(n_buckets)]
+    X_test, y_test = draw(test_size)
+    return WebPool(X, y, y_clean, q, score, buckets, X_test, y_test)
+
+
+def stream_indices(pool: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """``total`` sample indices: passes over ``pool``, each in a fresh random order."""
+    passes = -(-total // len(pool))
+    return np.concatenate([rng.permutation(pool) for _ in range(passes)])[:total]
+
+
+def train_students(
+    web: WebPool,
+    pools: list[np.ndarray],
+    checkpoints: np.ndarray,
+    seeds: int,
+    rng: np.random.Generator,
+    *,
+    hidden: int = 64,
+    batch: int = 32,
+    lr: float = 0.05,
+    weight_decay: float = 0.0,
+    device: str = "cpu",
+    progress=None,
+):
+    """Train ``len(pools) * seeds`` students at once; test error at each checkpoint.
+
+    ``checkpoints`` are samples seen (multiples of ``batch``). Returns an
+    array of shape (len(pools), seeds, len(checkpoints)).
+    """
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    checkpoints = np.asarray(checkpoints, dtype=int)
+    if np.any(checkpoints % batch) or np.any(np.diff(checkpoints) <= 0) or checkpoints[0] <= 0:
+        raise ValueError(f"checkpoints must be increasing positive multiples of batch={batch}")
+    steps = int(checkpoints[-1] // batch)
+    students = [(p, s) for p in range(len(pools)) for s in range(seeds)]
+    S = len(students)
+    dim = web.X.shape[1]
+    classes = int(max(web.y.max(), web.y_test.max()) + 1)
+    torch_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    model = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
+
+    def init():
+        params = {}
+        for name, p in model.named_parameters():
+            fan_in = p.shape[-1] if p.ndim > 1 else hidden if "2" in name else dim
+            bound = 1 / np.sqrt(fan_in)
+            params[name] = (torch.rand((S, *p.shape), generator=torch_gen) * 2 - 1) * bound
+        return {k: v.to(device) for k, v in params.items()}
+
+    params = init()
+    streams = np.stack([stream_indices(pools[p], steps * batch, rng) for p, _ in students])  # (S, steps*batch)
+    X = torch.as_tensor(web.X, device=device)
+    Y = torch.as_tensor(web.y, device=device)
+    X_test = torch.as_tensor(web.X_test, device=device)
+    y_test = torch.as_tensor(web.y_test, device=device)
+    streams_t = torch.as_tensor(streams, device=device)
+
+    def loss_fn(p, xb, yb):
+        logits = functional_call(model, p, (xb,))
+        return torch.nn.functional.cross_entropy(logits, yb)
+
+    grad_all = vmap(grad(loss_fn))
+    predict_all = vmap(lambda p: functional_call(model, p, (X_test,)).argmax(dim=-1))
+    errors = np.zeros((S, len(checkpoints)))
+    next_ck = 0
+    steps_iter = range(1, steps + 1) if progress is None else progress(range(1, steps + 1), desc="training students")
+    for t in steps_iter:
+        idx = streams_t[:, (t - 1) * batch : t * batch]
+        g = grad_all(params, X[idx], Y[idx])
+        params = {k: params[k] * (1 - lr * weight_decay) - lr * g[k] for k in params}
+        if t * batch == checkpoints[next_ck]:
+            with torch.no_grad():
+                wrong = (predict_all(params) != y_test[None, :]).float().mean(dim=1)
+            errors[:, next_ck] = wrong.cpu().numpy()
+            next_ck += 1
+    return errors.reshape(len(pools), seeds, len(checkpoints))

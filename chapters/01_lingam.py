@@ -54,7 +54,7 @@ from reprobook.lingam import DirectLiNGAM, entropy, pairwise_scores
 from reprobook.lingam import experiments as ex
 
 cfg = get_chapter("lingam").config(preset, overrides)  # bad preset or parameter: a clear error, now
-device = resolve_device(device)
+device = resolve_device(device, "cupy")  # the GPU path runs on cupy
 seed_everything(seed)
 set_plot_style()
 claims = Claims("lingam", preset)

@@ -51,7 +51,7 @@ from reprobook.qqt import experiments as ex
 from reprobook.qqt.laws import decayed_utilities, frontier, predicted_accuracy
 
 cfg = get_chapter("qqt").config(preset, overrides)  # bad preset or parameter: a clear error, now
-device = resolve_device(device)
+device = resolve_device(device, "torch")  # the GPU path runs on torch
 seed_everything(seed)
 torch.set_num_threads(2)
 set_plot_style()

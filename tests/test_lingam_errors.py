@@ -179,7 +179,7 @@ def test_var_ar_coefs_wrong_shape(X, shape):
 # --------------------------------------------------------------------------- devices
 
 
-@pytest.mark.skipif(cuda_available(), reason="a CUDA GPU is usable here")
+@pytest.mark.skipif(cuda_available("cupy"), reason="a CUDA GPU is usable through CuPy here")
 def test_cuda_without_gpu(X):
     with pytest.raises(RuntimeError, match=r"device='cuda'.*no CUDA GPU is usable"):
         DirectLiNGAM(device="cuda").fit(X)

@@ -34,20 +34,42 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def cuda_available() -> bool:
-    """True when CuPy is importable and sees at least one CUDA device."""
-    try:
-        import cupy
-    except ImportError:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # CuPy installed but no driver / no device
-        return False
+BACKENDS = ("cupy", "torch")
 
 
-def resolve_device(device: str) -> str:
-    """Turn ``auto | cpu | cuda`` into ``cpu`` or ``cuda``.
+def cuda_available(backend: str | None = None) -> bool:
+    """True when a CUDA GPU is usable through ``backend`` ("cupy" or "torch";
+    None: through either)."""
+    if backend not in (None, *BACKENDS):
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    if backend in (None, "torch"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return True
+        except ImportError:
+            pass
+    if backend in (None, "cupy"):
+        try:
+            import cupy
+
+            return cupy.cuda.runtime.getDeviceCount() > 0
+        except Exception:  # not installed, or installed without a driver / device
+            return False
+    return False
+
+
+_INSTALL_HINT = {
+    "cupy": "install CuPy for your CUDA version (e.g. `pip install cupy-cuda12x`)",
+    "torch": "install a CUDA build of PyTorch",
+    None: "install CuPy (`pip install cupy-cuda12x`) or a CUDA build of PyTorch",
+}
+
+
+def resolve_device(device: str, backend: str | None = None) -> str:
+    """Turn ``auto | cpu | cuda`` into ``cpu`` or ``cuda`` for a chapter whose
+    GPU path runs on ``backend`` ("cupy", "torch" or None for either).
 
     Asking for ``cuda`` without a usable GPU is an error, never a silent
     fallback to the CPU.
@@ -55,19 +77,18 @@ def resolve_device(device: str) -> str:
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "auto":
-        return "cuda" if cuda_available() else "cpu"
-    if device == "cuda" and not cuda_available():
+        return "cuda" if cuda_available(backend) else "cpu"
+    if device == "cuda" and not cuda_available(backend):
         raise RuntimeError(
-            "device='cuda' was requested but no CUDA GPU is usable: install CuPy "
-            "for your CUDA version (e.g. `pip install cupy-cuda12x`) on a machine "
-            "with an NVIDIA GPU, or use device='cpu'."
+            f"device='cuda' was requested but no CUDA GPU is usable{' through ' + backend if backend else ''}: "
+            f"{_INSTALL_HINT[backend]} on a machine with an NVIDIA GPU, or use device='cpu'."
         )
     return device
 
 
 def array_module(device: str):
     """The array namespace for a device: ``numpy`` on CPU, ``cupy`` on CUDA."""
-    device = resolve_device(device)
+    device = resolve_device(device, "cupy")
     if device == "cuda":
         import cupy
 
@@ -146,13 +167,18 @@ def hardware() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "numpy": np.__version__,
     }
-    if cuda_available():
+    if cuda_available("cupy"):
         import cupy
 
         props = cupy.cuda.runtime.getDeviceProperties(0)
         name = props["name"]
         info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
         info["cupy"] = cupy.__version__
+    elif cuda_available("torch"):
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch"] = torch.__version__
     return info
 
 

@@ -362,6 +362,25 @@ claims.add(
 )
 
 # %% [markdown]
+# ### What training all students at once costs
+#
+# The study trains a few dozen students; `torch.func.vmap` turns them into one
+# batched computation. `benchmarks/qqt_vmap.py` times it against the same
+# students trained one by one with plain autograd (same initialization, data
+# streams and updates: the tests check that both give the same errors), on
+# this machine's 2 cores; the saved result:
+
+# %%
+from reprobook.common import REPO_ROOT, load_results
+
+vmap_bench = load_results(REPO_ROOT / "results" / "qqt" / "vmap_benchmark.json")
+bench_rows = pd.DataFrame(vmap_bench["results"]["rows"])
+display(Table(bench_rows.rename(columns={"vmap_s": "vmap (s)", "one_by_one_s": "one by one (s)",
+                                         "ratio": "speed-up"}), floatfmt="{:.2f}"))
+n_students = cfg.n_buckets * cfg.seeds + cfg.seeds  # phase 1: buckets and the validation pool
+print(f"this chapter trains {n_students} students, then {(cfg.n_buckets - 1) * cfg.seeds} mixture students")
+
+# %% [markdown]
 # ## What holds and what does not
 #
 # At our scale the qualitative story of the paper holds: buckets ranked by a

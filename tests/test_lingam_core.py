@@ -494,3 +494,43 @@ def test_shd_and_order_consistency_against_brute_force():
         np.fill_diagonal(B_true, 0)
         order = rng.permutation(d).tolist()
         assert order_consistency(B_true, order) == pytest.approx(brute_force_order_consistency(B_true, order))
+
+
+class _NotNumPy:
+    """A stand-in array namespace for the GPU code path: forwards to NumPy but
+    is not ``numpy`` itself and, like CuPy, has no ``vecdot``. It exercises the
+    branches taken when ``xp is not np`` (large tiles, no worker processes,
+    the einsum fallback, host transfers) without a GPU."""
+
+    def __getattr__(self, name):
+        if name == "vecdot":
+            raise AttributeError(name)
+        return getattr(np, name)
+
+
+def test_gpu_code_path_logic_on_a_numpy_shim():
+    from reprobook.lingam.direct import causal_order as order_fn
+
+    shim = _NotNumPy()
+    assert not hasattr(shim, "vecdot")
+    rng = np.random.default_rng(21)
+    X = random_sem(9, rng, noise="laplace").sample(400, rng)
+    ours_np, scores_np = order_fn(X, np, record_scores=True)
+    ours_shim, scores_shim = order_fn(X, shim, record_scores=True)
+    assert ours_np == ours_shim
+    for (_, m_np), (_, m_shim) in zip(scores_np, scores_shim):
+        np.testing.assert_allclose(m_shim, m_np, rtol=0, atol=1e-12)
+    assert make_pool(None, 9, 400, shim) is None  # no worker processes on the GPU path
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_causal_order_leaves_its_input_alone(order):
+    from reprobook.lingam.direct import causal_order as order_fn
+
+    rng = np.random.default_rng(5)
+    X = np.array(random_sem(6, rng).sample(300, rng), order=order)
+    before = X.copy()
+    order_fn(X, np)
+    np.testing.assert_array_equal(X, before)
+    DirectLiNGAM().fit(X)
+    np.testing.assert_array_equal(X, before)

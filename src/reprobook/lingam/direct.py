@@ -56,7 +56,9 @@ def causal_order(
     remaining columns and their scores) when ``record_scores``, else empty.
     """
     n, d = X.shape
-    XT = xp.asarray(np.ascontiguousarray(X.T))  # rows are variables
+    # Rows are variables. Always a copy: the steps residualize it in place, and
+    # X.T of a Fortran-ordered X would otherwise be the caller's own memory.
+    XT = xp.asarray(np.array(X.T, dtype=np.float64, order="C", copy=True))
     U = np.arange(d)
     order: list[int] = []
     scores: list[tuple[np.ndarray, np.ndarray]] = []

@@ -113,11 +113,17 @@ def train_students(
     weight_decay: float = 0.0,
     device: str = "cpu",
     progress=None,
+    vectorized: bool = True,
 ):
     """Train ``len(pools) * seeds`` students at once; test error at each checkpoint.
 
     ``checkpoints`` are samples seen (multiples of ``batch``). Returns an
     array of shape (len(pools), seeds, len(checkpoints)).
+
+    ``vectorized=False`` trains the same students (same initialization, same
+    data streams, same update) one after another with plain autograd: the
+    baseline that ``torch.func.vmap`` is measured against, and an independent
+    check of it.
     """
     import torch
     from torch.func import functional_call, grad, vmap
@@ -153,18 +159,37 @@ def train_students(
         logits = functional_call(model, p, (xb,))
         return torch.nn.functional.cross_entropy(logits, yb)
 
-    grad_all = vmap(grad(loss_fn))
-    predict_all = vmap(lambda p: functional_call(model, p, (X_test,)).argmax(dim=-1))
     errors = np.zeros((S, len(checkpoints)))
     next_ck = 0
     steps_iter = range(1, steps + 1) if progress is None else progress(range(1, steps + 1), desc="training students")
-    for t in steps_iter:
-        idx = streams_t[:, (t - 1) * batch : t * batch]
-        g = grad_all(params, X[idx], Y[idx])
-        params = {k: params[k] * (1 - lr * weight_decay) - lr * g[k] for k in params}
-        if t * batch == checkpoints[next_ck]:
-            with torch.no_grad():
-                wrong = (predict_all(params) != y_test[None, :]).float().mean(dim=1)
-            errors[:, next_ck] = wrong.cpu().numpy()
-            next_ck += 1
+    if vectorized:
+        grad_all = vmap(grad(loss_fn))
+        predict_all = vmap(lambda p: functional_call(model, p, (X_test,)).argmax(dim=-1))
+        for t in steps_iter:
+            idx = streams_t[:, (t - 1) * batch : t * batch]
+            g = grad_all(params, X[idx], Y[idx])
+            params = {k: params[k] * (1 - lr * weight_decay) - lr * g[k] for k in params}
+            if t * batch == checkpoints[next_ck]:
+                with torch.no_grad():
+                    wrong = (predict_all(params) != y_test[None, :]).float().mean(dim=1)
+                errors[:, next_ck] = wrong.cpu().numpy()
+                next_ck += 1
+    else:
+        students_params = [{k: v[s].clone() for k, v in params.items()} for s in range(S)]
+        for t in steps_iter:
+            idx = streams_t[:, (t - 1) * batch : t * batch]
+            for s, p in enumerate(students_params):
+                leaves = {k: v.requires_grad_(True) for k, v in p.items()}
+                loss = loss_fn(leaves, X[idx[s]], Y[idx[s]])
+                grads = torch.autograd.grad(loss, list(leaves.values()))
+                with torch.no_grad():
+                    students_params[s] = {
+                        k: v.detach() * (1 - lr * weight_decay) - lr * g for (k, v), g in zip(leaves.items(), grads)
+                    }
+            if t * batch == checkpoints[next_ck]:
+                with torch.no_grad():
+                    for s, p in enumerate(students_params):
+                        pred = functional_call(model, p, (X_test,)).argmax(dim=-1)
+                        errors[s, next_ck] = (pred != y_test).float().mean().item()
+                next_ck += 1
     return errors.reshape(len(pools), seeds, len(checkpoints))

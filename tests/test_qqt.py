@@ -104,6 +104,8 @@ def test_fit_recovers_known_parameters():
         (dict(tau=[0.0]), "half-life tau must be positive"),
         (dict(d=1.2), "d .* must lie in"),
         (dict(pool_size=0), "pool_size must be positive"),
+        (dict(b=[-0.1, -0.2], tau=[3.0, 3.0], pool_size=[1e6, 2e6]), "pools of equal size"),
+        (dict(b=[-0.1, -0.2], tau=[3.0, 3.0], pool_size=[1e6, 1e6, 1e6]), "one per pool"),
         (dict(n=-5), "samples seen n must be positive"),
         (dict(form="other"), "form must be one of"),
         (dict(tau_scaling="double"), "tau_scaling must be one of"),
@@ -171,3 +173,9 @@ def test_vmap_students_equal_one_by_one_autograd_students():
                           vectorized=False)
     # Same initialization, data streams and updates; float rounding may flip a test prediction or two.
     np.testing.assert_allclose(fast, slow, atol=2 / len(web.y_test))
+
+
+def test_pool_size_per_pool_when_equal():
+    one = predicted_error(5e6, 0.02, [-0.1, -0.2], [3.0, 4.0], 0.1, 1e6)
+    per_pool = predicted_error(5e6, 0.02, [-0.1, -0.2], [3.0, 4.0], 0.1, [1e6, 1e6])
+    assert one == per_pool

@@ -54,6 +54,18 @@ def _check_params(b: np.ndarray, tau: np.ndarray, a: float, d: float, pool_size:
         raise ValueError(f"pool_size must be positive, got {pool_size}")
 
 
+def _common_pool_size(pool_size, n_pools: int) -> float:
+    """One size for all pools: a number, or one number per pool that are all equal."""
+    sizes = np.atleast_1d(np.asarray(pool_size, dtype=np.float64))
+    if sizes.ndim != 1 or len(sizes) not in (1, n_pools):
+        raise ValueError(f"pool_size must be one number or one per pool ({n_pools}), got {np.asarray(pool_size).tolist()}")
+    if len(sizes) > 1 and not np.allclose(sizes, sizes[0], rtol=1e-12, atol=0):
+        raise ValueError(
+            f"the mixture law assumes pools of equal size (uniform mixing of equal pools); got sizes {sizes.tolist()}"
+        )
+    return float(sizes[0])
+
+
 def epoch_samples(n: float, size: float) -> np.ndarray:
     """Samples seen in each epoch 0..K over a pool of ``size`` unique samples (last one partial)."""
     K = int(n // size)
@@ -79,6 +91,7 @@ def predicted_error(
 ) -> float:
     """Predicted error ``y`` after ``n`` samples seen on the uniform mixture of
     ``len(b)`` pools, each of ``pool_size`` unique samples (one pool: ``b=[b]``).
+    ``pool_size`` may also be one size per pool; they must be equal.
 
     ``form`` is ``"utility"`` or ``"effective_data"``; ``tau_scaling`` is
     ``"pool"`` (half-lives times the number of pools, the reference choice) or
@@ -90,7 +103,8 @@ def predicted_error(
         raise ValueError(f"tau_scaling must be one of {TAU_SCALINGS}, got {tau_scaling!r}")
     b = np.atleast_1d(np.asarray(b, dtype=np.float64))
     tau = np.atleast_1d(np.asarray(tau, dtype=np.float64))
-    _check_params(b, tau, float(a), float(d), float(pool_size))
+    pool_size = _common_pool_size(pool_size, len(b))
+    _check_params(b, tau, float(a), float(d), pool_size)
     if not (np.isfinite(n) and n > 0):
         raise ValueError(f"samples seen n must be positive, got {n}")
     p = len(b)

@@ -16,10 +16,10 @@ we
 * evaluate them as array operations on blocks of rows of the pair matrix,
   sized so that a block stays in cache on a CPU and fills the device on a GPU,
   with the blocks of a large step spread over worker processes on the CPU.
-  (Threads scaled poorly in our measurements on 2 cores: much of the
-  broadcasting and reduction work on a cache-sized block runs under the GIL.
-  The caller also pins BLAS to one thread during a fit, since idle OpenBLAS
-  threads spin and take the cores the workers need.)
+  (Threads over the same blocks scaled poorly in our measurements on 2
+  cores and we did not pin down why; worker processes did scale. The caller
+  also pins BLAS to one thread during a fit, since idle OpenBLAS threads spin
+  and take the cores the workers need.)
 
 The same function runs on NumPy and on CuPy: ``xp`` is the array module.
 Everything is float64.
@@ -28,9 +28,9 @@ Everything is float64.
 from __future__ import annotations
 
 import math
-import os
 import mmap
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np

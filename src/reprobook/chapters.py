@@ -6,7 +6,6 @@ papermill (run it, with parameters when they differ from the defaults).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import json
@@ -58,8 +57,8 @@ class Chapter:
     def presets(self) -> dict[str, dict]:
         return self._config_module().PRESETS
 
-    def config(self, preset: str = "cpu", overrides: dict | None = None):
-        return resolve(self.config_cls, self.presets, preset, overrides)
+    def config(self, preset: str = "cpu", overrides: dict | None = None, also_valid: tuple[str, ...] = ()):
+        return resolve(self.config_cls, self.presets, preset, overrides, also_valid)
 
     def inputs_hash(self) -> str:
         """A hash of everything the executed notebook depends on: the chapter
@@ -102,14 +101,7 @@ def check_parameters(chapter: Chapter, preset: str, params: dict) -> dict:
     device = coerce("device", params.pop("device", DEFAULT_DEVICE), str)
     if device not in DEVICES:
         raise ConfigError(f"parameter 'device' must be one of {', '.join(DEVICES)}, got {device!r}")
-    try:
-        chapter.config(preset, params)
-    except ConfigError as err:
-        valid = [f.name for f in dataclasses.fields(chapter.config_cls)] + list(GLOBAL_PARAMS)
-        msg = str(err)
-        if "unknown parameter" in msg:
-            msg = msg.split("; valid parameters")[0] + f"; valid parameters: {', '.join(valid)}"
-        raise ConfigError(msg) from None
+    chapter.config(preset, params, also_valid=tuple(GLOBAL_PARAMS))
     out: dict = {}
     if preset != "cpu":
         out["preset"] = preset
@@ -122,13 +114,15 @@ def check_parameters(chapter: Chapter, preset: str, params: dict) -> dict:
     return out
 
 
-def _strip_volatile_metadata(path: Path) -> None:
-    """Drop papermill's timestamps so a re-execution changes only what changed."""
+def _finish_book_notebook(path: Path, inputs_hash: str) -> None:
+    """Drop papermill's timestamps (so a re-execution changes only what
+    changed) and record the inputs hash that marks the notebook up to date."""
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
     nb["metadata"].pop("papermill", None)
+    nb["metadata"]["reprobook"] = {"inputs_hash": inputs_hash}
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -185,10 +179,7 @@ def execute(
                 else:
                     os.environ[k] = v
     if book:
-        _strip_volatile_metadata(output_notebook)
-        data = json.loads(output_notebook.read_text())
-        data["metadata"]["reprobook"] = {"inputs_hash": inputs_hash}
-        output_notebook.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        _finish_book_notebook(output_notebook, inputs_hash)
     return output_notebook
 
 

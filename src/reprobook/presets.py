@@ -84,8 +84,13 @@ def field_types(config_cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
 
 
-def resolve(config_cls, presets: dict[str, dict], preset: str, overrides: dict | None = None):
-    """The config for ``preset`` with ``overrides`` applied, type-checked."""
+def resolve(config_cls, presets: dict[str, dict], preset: str, overrides: dict | None = None,
+            also_valid: tuple[str, ...] = ()):
+    """The config for ``preset`` with ``overrides`` applied, type-checked.
+
+    ``also_valid`` names parameters handled elsewhere (listed in the error for
+    an unknown parameter, so the message names every valid choice).
+    """
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(presets)}")
     if overrides is None:
@@ -97,7 +102,8 @@ def resolve(config_cls, presets: dict[str, dict], preset: str, overrides: dict |
     unknown = sorted(set(values) - set(types_))
     if unknown:
         raise ConfigError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))}; valid parameters: {', '.join(types_)}"
+            f"unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"valid parameters: {', '.join([*types_, *also_valid])}"
         )
     checked = {k: coerce(k, v, types_[k]) for k, v in values.items()}
     config = config_cls(**checked)

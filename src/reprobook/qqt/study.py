@@ -140,11 +140,14 @@ def train_students(
     model = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
 
     def init():
+        # PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn for all S students.
         params = {}
-        for name, p in model.named_parameters():
-            fan_in = p.shape[-1] if p.ndim > 1 else hidden if "2" in name else dim
-            bound = 1 / np.sqrt(fan_in)
-            params[name] = (torch.rand((S, *p.shape), generator=torch_gen) * 2 - 1) * bound
+        for layer_name, layer in model.named_children():
+            if not isinstance(layer, torch.nn.Linear):
+                continue
+            bound = 1 / np.sqrt(layer.in_features)
+            for name, p in layer.named_parameters():
+                params[f"{layer_name}.{name}"] = (torch.rand((S, *p.shape), generator=torch_gen) * 2 - 1) * bound
         return {k: v.to(device) for k, v in params.items()}
 
     params = init()

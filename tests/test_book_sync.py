@@ -1,6 +1,7 @@
 """The executed chapters in book/chapters are the chapter sources, run."""
 
 import json
+import re
 
 import jupytext
 import pytest
@@ -34,6 +35,21 @@ def test_notebook_is_up_to_date_with_its_inputs(slug):
         f"{chapter.book_notebook.name} is stale: its source, src/reprobook or results/{slug} changed "
         "since it was executed; re-run `make execute` and commit the notebook"
     )
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_shared_subpackages_a_chapter_imports_are_declared(slug):
+    # Staleness hashes the chapter's own subpackage and the shared ones it declares in `uses`;
+    # an undeclared import would let the notebook go stale unnoticed.
+    chapter = CHAPTERS[slug]
+    package = REPO_ROOT / "src" / "reprobook"
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    texts = [chapter.source.read_text()] + [p.read_text() for p in (package / slug).rglob("*.py")]
+    imported = set()
+    for text in texts:
+        imported |= set(re.findall(r"from \.\.(\w+)", text)) | set(re.findall(r"reprobook\.(\w+)", text))
+    undeclared = (imported & subpackages) - {slug, *chapter.uses}
+    assert not undeclared, f"chapter {slug} imports {sorted(undeclared)}: add them to its Chapter(uses=...)"
 
 
 @pytest.mark.parametrize("slug", list(CHAPTERS))

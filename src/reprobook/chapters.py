@@ -29,6 +29,7 @@ class Chapter:
     number: int
     slug: str
     title: str
+    uses: tuple[str, ...] = ()  # shared subpackages of reprobook the chapter depends on (e.g. "diffusion")
 
     @property
     def name(self) -> str:
@@ -62,9 +63,11 @@ class Chapter:
 
     def inputs_hash(self) -> str:
         """A hash of everything the executed notebook depends on: the chapter
-        source, the shared modules, the chapter's subpackage and its saved results."""
+        source, the shared modules, the chapter's subpackage, the shared subpackages it
+        uses and its saved results."""
         files = [self.source, *sorted((REPO_ROOT / "src" / "reprobook").glob("*.py"))]
-        for folder in (REPO_ROOT / "src" / "reprobook" / self.slug, REPO_ROOT / "results" / self.slug):
+        folders = [REPO_ROOT / "src" / "reprobook" / name for name in (self.slug, *self.uses)]
+        for folder in (*folders, REPO_ROOT / "results" / self.slug):
             files += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         h = hashlib.sha256()
         for f in files:
@@ -78,6 +81,7 @@ CHAPTERS: dict[str, Chapter] = {
     for c in [
         Chapter(1, "lingam", "DirectLiNGAM at scale"),
         Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
+        Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation", uses=("diffusion",)),
     ]
 }
 

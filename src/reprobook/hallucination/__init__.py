@@ -1,0 +1,1 @@
+"""Chapter 03: hallucinations in diffusion models through mode interpolation."""

@@ -82,6 +82,7 @@ CHAPTERS: dict[str, Chapter] = {
         Chapter(1, "lingam", "DirectLiNGAM at scale"),
         Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
         Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation", uses=("diffusion",)),
+        Chapter(4, "ect", "Consistency models made easy", uses=("diffusion",)),
     ]
 }
 

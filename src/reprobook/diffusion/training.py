@@ -1,4 +1,5 @@
-"""The epsilon-prediction training objective of DDPM, and a plain training loop."""
+"""The epsilon-prediction training objective of DDPM, and the minibatch training loop that
+the DDPM, EDM and consistency objectives share."""
 
 from __future__ import annotations
 
@@ -28,6 +29,55 @@ def ddpm_loss(model: EpsModel, x0: torch.Tensor, schedule: DDPMSchedule,
     return torch.mean((model(x_t, t) - eps) ** 2)
 
 
+def check_training_inputs(data: torch.Tensor, steps: int, batch_size: int) -> None:
+    """The checks every training loop makes before it touches the model."""
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
+    if len(data) < 1:
+        raise ValueError("data is empty")
+    if not torch.isfinite(data).all():
+        raise ValueError("data contains NaN or infinite values")
+
+
+BatchLoss = Callable[[torch.Tensor, torch.Generator, int], torch.Tensor]
+
+
+def train_minibatches(model: torch.nn.Module, data: torch.Tensor, batch_loss: BatchLoss,
+                      optimizer: torch.optim.Optimizer, *, steps: int, batch_size: int, seed: int = 0,
+                      scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, desc: str = "training",
+                      on_step: Callable[[int], None] | None = None) -> list[float]:
+    """The minibatch loop every objective here shares; returns the loss of every step.
+
+    Each step draws ``batch_size`` rows of ``data`` with replacement (``randint`` on a generator
+    seeded with ``seed``, on the model's device), then calls ``batch_loss(batch, generator, step)``
+    with that same generator, so the objective's own draws (noise levels, noise) come next from it,
+    then takes one optimizer (and scheduler) step. ``on_step(completed_steps)``, if given, runs
+    after each step with the model in eval mode (e.g. to evaluate checkpoints); training mode is
+    restored afterwards. The model is left in eval mode.
+    """
+    check_training_inputs(data, steps, batch_size)
+    device = next(model.parameters()).device
+    data = data.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model.train()
+    losses = []
+    for step in progress(range(steps), desc=desc, leave=False):
+        idx = torch.randint(0, len(data), (batch_size,), generator=generator, device=device)
+        loss = batch_loss(data[idx], generator, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+        if on_step is not None:
+            model.eval()
+            on_step(step + 1)
+            model.train()
+    model.eval()
+    return losses
+
+
 def train_ddpm(model: torch.nn.Module, data: torch.Tensor, schedule: DDPMSchedule, *, steps: int,
                batch_size: int, lr: float = 1e-3, cosine_decay: bool = False, max_step: int | None = None,
                seed: int = 0, desc: str = "training") -> list[float]:
@@ -37,27 +87,8 @@ def train_ddpm(model: torch.nn.Module, data: torch.Tensor, schedule: DDPMSchedul
     rate is the reference toy setting). ``max_step``: train only on ``t < max_step`` (see
     ``ddpm_loss``). Returns the loss of every step. No EMA.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
-    if len(data) < 1:
-        raise ValueError("data is empty")
-    if not torch.isfinite(data).all():
-        raise ValueError("data contains NaN or infinite values")
-    device = next(model.parameters()).device
-    data = data.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    check_training_inputs(data, steps, batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine_decay else None
-    model.train()
-    losses = []
-    for _ in progress(range(steps), desc=desc, leave=False):
-        idx = torch.randint(0, len(data), (batch_size,), generator=generator, device=device)
-        loss = ddpm_loss(model, data[idx], schedule, generator, max_step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    return train_minibatches(model, data, lambda batch, gen, _: ddpm_loss(model, batch, schedule, gen, max_step),
+                             opt, steps=steps, batch_size=batch_size, seed=seed, scheduler=sched, desc=desc)

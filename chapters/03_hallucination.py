@@ -322,8 +322,8 @@ for name, rotate in [("grid", False), ("diamond", True)]:
     mix = ex.grid_2d(cfg.sigma, rotate)
     model = ex.train_toy(ex.training_data(mix, cfg.n_train_2d, seed), cfg, seed, device, desc=f"2D {name}")
     samples = ex.sample_toy(model, cfg, cfg.n_samples_2d, 2, seed + 1, device, desc=f"2D {name} samples")
-    hallucinated = distance_in_sigmas(samples.x, mix) > cfg.support_sigmas
-    far = distance_in_sigmas(samples.x, mix) > 10
+    distance = distance_in_sigmas(samples.x, mix)
+    hallucinated, far = distance > cfg.support_sigmas, distance > 10
     results_2d[name] = {"mixture": mix, "samples": samples, "hallucinated": hallucinated,
                         "toward": toward_a_neighbour(samples.x[hallucinated], mix),
                         "toward_far": toward_a_neighbour(samples.x[far], mix),

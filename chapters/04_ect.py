@@ -193,7 +193,6 @@ def checkpoint(label, model):
         if iteration in cfg.toy_checkpoints:
             m = toy_metrics(ex.few_step(model, cfg, cfg.n_eval, (2,), 2, seed + 3, device))
             budget_rows.append({"model": label, "iterations": iteration, **m})
-            model.train()
     return on_step
 
 

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from .edm import _over_sample_dims, log_normal_sigmas
-from .training import check_training_inputs, train_minibatches
+from .training import train_minibatches
 
 
 def ect_stage(iteration: int, stage_len: int) -> int:
@@ -139,7 +139,6 @@ def train_consistency(denoiser: torch.nn.Module, data: torch.Tensor, *, steps: i
     initialized one. ``optimizer``: ``"radam"`` (the reference) or ``"adam"``. No EMA.
     ``on_step`` is described in :func:`train_minibatches`.
     """
-    check_training_inputs(data, steps, batch_size)
     if stage_len < 1:
         raise ValueError(f"stage_len must be >= 1, got {stage_len}")
     if fixed_stage is not None and fixed_stage < 1:
@@ -147,10 +146,6 @@ def train_consistency(denoiser: torch.nn.Module, data: torch.Tensor, *, steps: i
     unknown = set(loss_kwargs) - {"p_mean", "p_std", "k", "b", "q", "huber_c", "share_noise", "share_dropout"}
     if unknown:
         raise TypeError(f"unknown consistency_loss arguments: {sorted(unknown)}")
-    _check_gap_params(1 if fixed_stage is None else fixed_stage, loss_kwargs.get("k", 8.0),
-                      loss_kwargs.get("b", 1.0), loss_kwargs.get("q", 2.0))
-    if loss_kwargs.get("huber_c", 0.0) < 0 or loss_kwargs.get("p_std", 2.0) < 0:
-        raise ValueError("huber_c and p_std must be >= 0")
     optimizers = {"radam": torch.optim.RAdam, "adam": torch.optim.Adam}
     if optimizer not in optimizers:
         raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")

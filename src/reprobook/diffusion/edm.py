@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .mixture import GaussianMixture
-from .training import check_training_inputs, train_minibatches
+from .training import train_minibatches
 
 # Any x0-estimator with the calling convention (x, sigma of shape (n,)) -> same shape as x.
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -77,12 +77,12 @@ class EDMDenoiser(nn.Module):
         sigma = _per_row(sigma, x)
         c_skip, c_out, c_in, c_noise = self.preconditioning(sigma, shifted)
         c_skip, c_out, c_in = (_over_sample_dims(c, x) for c in (c_skip, c_out, c_in))
+        out = c_out * self.net(c_in * x, c_noise * self.label_scale)
         if shifted:
             # At sigma_min, c_out is exactly 0 and c_skip exactly 1: mask the network's term so
             # that D(x, sigma_min) is x bit for bit even where F returns inf or NaN.
-            out = self.net(c_in * x, c_noise * self.label_scale)
-            return c_skip * x + torch.where(c_out == 0, 0.0, c_out * out)
-        return c_skip * x + c_out * self.net(c_in * x, c_noise * self.label_scale)
+            out = torch.where(c_out == 0, 0.0, out)
+        return c_skip * x + out
 
 
 def log_normal_sigmas(n: int, p_mean: float, p_std: float, generator: torch.Generator | None = None,
@@ -117,9 +117,6 @@ def train_edm(denoiser: nn.Module, data: torch.Tensor, *, steps: int, batch_size
               on_step: Callable[[int], None] | None = None) -> list[float]:
     """Adam on :func:`edm_loss`, minibatches drawn with replacement from ``data`` (the loop of
     :func:`train_minibatches`; ``on_step`` is described there). Returns the loss of every step. No EMA."""
-    check_training_inputs(data, steps, batch_size)
-    if p_std < 0:
-        raise ValueError(f"p_std must be >= 0, got {p_std}")
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
     return train_minibatches(denoiser, data, lambda batch, gen, _: edm_loss(denoiser, batch, p_mean, p_std, gen),
                              opt, steps=steps, batch_size=batch_size, seed=seed, desc=desc, on_step=on_step)

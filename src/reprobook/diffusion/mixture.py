@@ -69,6 +69,11 @@ class GaussianMixture:
         sq = ((x[:, None, :] - a[:, :, None] * self.means[None]) ** 2).sum(-1)  # (n, k)
         return -0.5 * sq / v - 0.5 * self.dim * torch.log(2 * math.pi * v), v
 
+    def distance_in_stds(self, x: torch.Tensor) -> torch.Tensor:
+        """Distance from each row of ``x`` to its nearest mode, in units of that mode's std
+        (``min_k ||x - mu_k|| / s_k``, float64)."""
+        return (torch.cdist(torch.as_tensor(x, dtype=torch.float64), self.means) / self.stds[None, :]).min(1).values
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log density of the mixture at the rows of ``x``."""
         logp, _ = self._component_logpdf(x, 1.0, 0.0)

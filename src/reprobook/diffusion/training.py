@@ -87,7 +87,6 @@ def train_ddpm(model: torch.nn.Module, data: torch.Tensor, schedule: DDPMSchedul
     rate is the reference toy setting). ``max_step``: train only on ``t < max_step`` (see
     ``ddpm_loss``). Returns the loss of every step. No EMA.
     """
-    check_training_inputs(data, steps, batch_size)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine_decay else None
     return train_minibatches(model, data, lambda batch, gen, _: ddpm_loss(model, batch, schedule, gen, max_step),

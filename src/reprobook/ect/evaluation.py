@@ -332,9 +332,7 @@ def off_support_fraction(x, mixture, n_sigmas: float = 4.0) -> float:
     if n_sigmas <= 0:
         raise ValueError(f"n_sigmas must be positive, got {n_sigmas}")
     x = _check_against_mixture(x, mixture)
-    distances = torch.cdist(x, mixture.means.double())  # (n, k)
-    inside_some_mode = (distances <= n_sigmas * mixture.stds.double()[None, :]).any(dim=1)
-    return float((~inside_some_mode).double().mean())
+    return float((mixture.distance_in_stds(x) > n_sigmas).double().mean())
 
 
 __all__ = [

@@ -11,8 +11,7 @@ from ..diffusion import GaussianMixture
 
 def distance_in_sigmas(x: torch.Tensor, mixture: GaussianMixture) -> np.ndarray:
     """Distance from each row of ``x`` to its nearest mode, in units of that mode's sigma."""
-    d = torch.cdist(torch.as_tensor(x, dtype=torch.float64), mixture.means) / mixture.stds[None, :]
-    return d.min(1).values.numpy()
+    return mixture.distance_in_stds(x).numpy()
 
 
 def out_of_support(x: torch.Tensor, mixture: GaussianMixture, support_sigmas: float) -> np.ndarray:

@@ -83,6 +83,8 @@ CHAPTERS: dict[str, Chapter] = {
         Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
         Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation", uses=("diffusion",)),
         Chapter(4, "ect", "Consistency models made easy", uses=("diffusion",)),
+        Chapter(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
+                uses=("discrete", "models")),
     ]
 }
 

@@ -1,0 +1,1 @@
+"""Chapter 05: memorization as adversarial compression (the Adversarial Compression Ratio)."""

@@ -1,0 +1,69 @@
+"""The tiny model's training corpus: text that ships with Python, with
+planted canaries.
+
+The text is Python's own reference documentation (``pydoc_data.topics``, the
+help texts of the language's topics), cut into paragraphs. A canary is a
+sequence of words drawn at random from the corpus's common words, so it is
+made of familiar tokens but is not predictable from language alone. Each
+canary is planted ``k`` times as its own document; held-out canaries are
+drawn the same way and never planted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def python_docs_paragraphs(min_chars: int = 40) -> list[str]:
+    """The paragraphs of Python's topic help texts (``pydoc_data.topics``), whitespace-normalized."""
+    from pydoc_data.topics import topics
+
+    paragraphs = []
+    for key in sorted(topics):
+        for para in re.split(r"\n\s*\n", topics[key]):
+            para = " ".join(para.split())
+            if len(para) >= min_chars:
+                paragraphs.append(para)
+    return paragraphs
+
+
+def common_words(paragraphs: list[str], n: int = 400) -> list[str]:
+    """The ``n`` most frequent lower-case alphabetic words of at least 3 letters."""
+    counts = Counter(w for p in paragraphs for w in re.findall(r"\b[a-z]{3,}\b", p))
+    return [w for w, _ in counts.most_common(n)]
+
+
+@dataclass(frozen=True)
+class Canary:
+    text: str
+    copies: int  # how many times it is planted in the corpus (0: held out)
+
+
+def make_canaries(words: list[str], copies: tuple[int, ...], per_count: int, n_heldout: int, n_words: int,
+                  rng: np.random.Generator) -> list[Canary]:
+    """``per_count`` canaries for each duplication count in ``copies`` plus
+    ``n_heldout`` never planted, each ``n_words`` distinct random words."""
+    if per_count < 1 or n_words < 2 or len(words) < n_words:
+        raise ValueError("need per_count >= 1, n_words >= 2 and at least n_words words to draw from")
+    counts = [k for k in copies for _ in range(per_count)] + [0] * n_heldout
+    seen, out = set(), []
+    for k in counts:
+        while True:
+            text = " ".join(rng.choice(words, size=n_words, replace=False))
+            if text not in seen:
+                seen.add(text)
+                break
+        out.append(Canary(text, k))
+    return out
+
+
+def plant(paragraphs: list[str], canaries: list[Canary], rng: np.random.Generator) -> list[str]:
+    """The documents of the training corpus: the paragraphs plus ``copies``
+    copies of each canary, shuffled."""
+    docs = list(paragraphs) + [c.text for c in canaries for _ in range(c.copies)]
+    order = rng.permutation(len(docs))
+    return [docs[i] for i in order]

@@ -1,0 +1,8 @@
+"""Language models: real pretrained weights shipped in pip packages (and hub
+checkpoints for the ``full`` presets), and small models trained from scratch."""
+
+from .pretrained import SMOLLM2, ModelUnavailable, chat_template_pieces, load_causal_lm, smollm2_gguf_path
+from .tiny import EOS, pack_documents, tiny_llama, train_bpe_tokenizer, train_causal_lm
+
+__all__ = ["EOS", "SMOLLM2", "ModelUnavailable", "chat_template_pieces", "load_causal_lm", "pack_documents",
+           "smollm2_gguf_path", "tiny_llama", "train_bpe_tokenizer", "train_causal_lm"]

@@ -273,14 +273,14 @@ display(Table(pd.crosstab(planted_rows.completes.map({True: "completed", False: 
 
 # %%
 memorized_rows = study[study.memorized]
+columns = ["target_len", "free_tokens", "acr", "gcg_steps"]
 ablation = []
-for i, row in memorized_rows.iterrows():
+for i, row in memorized_rows.iterrows():  # GCG's search is the study's; random search runs with the same seed
     ids = tiny.canary_ids[i] if i < len(tiny.canary_ids) else tiny.random_ids[i - len(tiny.canary_ids)]
-    for optimizer in ("gcg", "random"):
-        res = ex.compress(tiny.model, ids, tiny.allowed, before=[tiny.eos_id], seed=seed * 1000 + i,
-                          optimizer=optimizer, **ex.search_kwargs(cfg))
-        ablation.append({"string": i, "optimizer": optimizer, "target_len": res["target_len"],
-                         "free_tokens": res["free_tokens"], "acr": res["acr"], "gcg_steps": res["gcg_steps"]})
+    res = ex.compress(tiny.model, ids, tiny.allowed, before=[tiny.eos_id], seed=seed * 1000 + i,
+                      optimizer="random", **ex.search_kwargs(cfg))
+    ablation.append({"string": i, "optimizer": "gcg", **{c: row[c] for c in columns}})
+    ablation.append({"string": i, "optimizer": "random", **{c: res[c] for c in columns}})
 ablation = pd.DataFrame(ablation)
 if len(ablation):
     display(Table(ablation, floatfmt="{:.2f}"))
@@ -293,8 +293,7 @@ else:
 # %% [markdown]
 # In this run the gradient's proposals find much shorter prompts than
 # uniform ones, even on a 1,024-token vocabulary. With two or three
-# memorized canaries this is an anecdote, not a rate: in a trial run with 128
-# candidates per step (not shown) random search came close to GCG. On real
+# memorized canaries this is an anecdote, not a rate. On real
 # vocabularies of 50,000 tokens a uniform pick almost never lands on a
 # useful token, which is where the paper uses GCG.
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from ..common import progress
 from ..discrete import PromptProblem, allowed_token_mask, gcg, greedy_reproduces, mini_prompt, random_free_tokens
-from ..models import chat_template_pieces, load_causal_lm, pack_documents, tiny_llama, train_bpe_tokenizer, \
-    train_causal_lm
+from ..models import (chat_template_pieces, load_causal_lm, next_token_loss, pack_documents, tiny_llama,
+                      train_bpe_tokenizer, train_causal_lm)
 from .config import Config
 from .corpus import Canary, common_words, make_canaries, plant, python_docs_paragraphs
 from .strings import random_token_strings, study_strings
@@ -67,7 +67,7 @@ def compress(model, target: list[int], allowed: torch.Tensor, *, before=(), afte
              optimizer: str = "gcg") -> dict:
     """MiniPrompt on one string, the success re-checked with ``generate``."""
     problem = PromptProblem(model, target, before=list(before), after=list(after), allowed=allowed)
-    cap = max(int(round(cap_factor * len(target))), min(n_start, len(target)))
+    cap = round(cap_factor * len(target))  # cap_factor >= 1 (validated), so cap >= |y| >= 1
     res = mini_prompt(problem, n_start=min(n_start, cap), cap=cap, num_steps=num_steps, step_growth=step_growth,
                       top_k=top_k, batch_size=batch_size, optimizer=optimizer,
                       generator=torch.Generator().manual_seed(seed))
@@ -100,12 +100,6 @@ def canary_study(setup: TinySetup, cfg: Config, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sequence_loss(model, rows: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of id rows ``[B, L]``."""
-    logits = model(input_ids=rows[:, :-1]).logits
-    return F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
-
-
 def unlearning_study(setup: TinySetup, cfg: Config, forget: list[int], seed: int) -> pd.DataFrame:
     """Gradient ascent on the ``forget`` canaries (indices into the setup's
     canaries), one full-batch Adam step at a time, on a copy of the model. At
@@ -136,7 +130,7 @@ def unlearning_study(setup: TinySetup, cfg: Config, forget: list[int], seed: int
             step += 1
         model.eval()
         with torch.no_grad():
-            retain_loss = float(sequence_loss(model, retain))
+            retain_loss = float(next_token_loss(model, retain))
         for j, (i, ids) in enumerate(zip(forget, targets)):
             row = {"step": step, "canary": i, "retain_loss": retain_loss,
                    "completes": completes(model, [eos], ids, cfg.prefix_tokens)}

@@ -2,7 +2,7 @@
 checkpoints for the ``full`` presets), and small models trained from scratch."""
 
 from .pretrained import SMOLLM2, ModelUnavailable, chat_template_pieces, load_causal_lm, smollm2_gguf_path
-from .tiny import EOS, pack_documents, tiny_llama, train_bpe_tokenizer, train_causal_lm
+from .tiny import EOS, next_token_loss, pack_documents, tiny_llama, train_bpe_tokenizer, train_causal_lm
 
-__all__ = ["EOS", "SMOLLM2", "ModelUnavailable", "chat_template_pieces", "load_causal_lm", "pack_documents",
+__all__ = ["EOS", "SMOLLM2", "ModelUnavailable", "chat_template_pieces", "load_causal_lm", "next_token_loss", "pack_documents",
            "smollm2_gguf_path", "tiny_llama", "train_bpe_tokenizer", "train_causal_lm"]

@@ -72,6 +72,12 @@ def pack_documents(documents: Sequence[list[int]], context: int, eos_id: int) ->
     return torch.tensor(stream[: n_rows * (context + 1)]).view(n_rows, context + 1)
 
 
+def next_token_loss(model, rows: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of id rows ``[B, L]`` (inputs ``rows[:, :-1]``, labels ``rows[:, 1:]``)."""
+    logits = model(input_ids=rows[:, :-1]).logits
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
+
+
 def train_causal_lm(model, rows: torch.Tensor, *, epochs: int, batch_size: int, lr: float, warmup: int = 50,
                     generator: torch.Generator | None = None, desc: str = "training") -> list[float]:
     """Next-token training of ``model`` on ``rows`` (from :func:`pack_documents`)
@@ -92,9 +98,7 @@ def train_causal_lm(model, rows: torch.Tensor, *, epochs: int, batch_size: int, 
     bar = progress(total=total, desc=desc)
     for _ in range(epochs):
         for idx in torch.randperm(len(rows), generator=generator).split(batch_size):
-            batch = rows[idx].to(device)
-            logits = model(input_ids=batch[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+            loss = next_token_loss(model, rows[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

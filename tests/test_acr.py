@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from reprobook.acr import experiments as ex
-from reprobook.acr.corpus import Canary, common_words, make_canaries, plant, python_docs_paragraphs
+from reprobook.acr.corpus import Canary, common_words, make_canaries, plant
+from reprobook.models.corpus import python_docs_paragraphs
 from reprobook.acr.strings import CATEGORIES, random_token_strings, study_strings
 from reprobook.chapters import get_chapter
 from reprobook.presets import ConfigError

@@ -27,7 +27,7 @@ def test_list_shows_chapters_presets_and_parameters():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "nope"], "unknown chapter 'nope'; valid chapters: lingam, qqt, hallucination, ect, acr"),
+        (["run", "nope"], "unknown chapter 'nope'; valid chapters: lingam, qqt, hallucination, ect, acr, mohawk"),
         (["run", "lingam", "--preset", "huge"], "unknown preset 'huge'; valid presets: cpu, full"),
         (["run", "lingam", "-p", "dims", "3"], "unknown parameter.*'dims'.*valid parameters: agree_dims.*seed, device"),
         (["run", "lingam", "-p", "agree_seeds", "many"], "parameter 'agree_seeds' must be int"),

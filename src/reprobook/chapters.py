@@ -85,6 +85,7 @@ CHAPTERS: dict[str, Chapter] = {
         Chapter(4, "ect", "Consistency models made easy", uses=("diffusion",)),
         Chapter(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
                 uses=("discrete", "models")),
+        Chapter(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",)),
     ]
 }
 

@@ -19,6 +19,21 @@ class ConfigError(ValueError):
     """A preset or parameter the chapter does not know, or a value of the wrong type."""
 
 
+def require_at_least_one(**values: int) -> None:
+    """A ConfigError naming every parameter below 1 (counts, sizes, steps)."""
+    bad = [k for k, v in values.items() if v < 1]
+    if bad:
+        raise ConfigError(f"these parameters must be >= 1: {', '.join(bad)}")
+
+
+def check_small_transformer(vocab_size: int, d_model: int, n_heads: int) -> None:
+    """The shape checks of a small Transformer trained here on a byte-level BPE."""
+    if vocab_size <= 256:
+        raise ConfigError(f"vocab_size must be > 256 (byte-level BPE), got {vocab_size}")
+    if d_model % n_heads:
+        raise ConfigError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+
+
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)
     if origin in (tuple,):

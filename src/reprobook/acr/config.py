@@ -58,23 +58,17 @@ class Config:
     study_cap_factor: float = 1.0
 
     def validate(self) -> None:
-        from ..presets import ConfigError
+        from ..presets import ConfigError, check_small_transformer, require_at_least_one
 
-        positive = dict(vocab_size=self.vocab_size, d_model=self.d_model, n_layers=self.n_layers,
-                        n_heads=self.n_heads, context=self.context, epochs=self.epochs,
-                        batch_size=self.batch_size, canaries_per_count=self.canaries_per_count,
-                        random_len=self.random_len, prefix_tokens=self.prefix_tokens, n_start=self.n_start,
-                        num_steps=self.num_steps, top_k=self.top_k, search_batch=self.search_batch,
-                        real_free_tokens=self.real_free_tokens, real_steps=self.real_steps,
-                        real_top_k=self.real_top_k, real_batch=self.real_batch,
-                        study_per_category=self.study_per_category, study_steps=self.study_steps)
-        bad = [k for k, v in positive.items() if v < 1]
-        if bad:
-            raise ConfigError(f"these parameters must be >= 1: {', '.join(bad)}")
-        if self.vocab_size <= 256:
-            raise ConfigError(f"vocab_size must be > 256 (byte-level BPE), got {self.vocab_size}")
-        if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        require_at_least_one(vocab_size=self.vocab_size, d_model=self.d_model, n_layers=self.n_layers,
+                             n_heads=self.n_heads, context=self.context, epochs=self.epochs,
+                             batch_size=self.batch_size, canaries_per_count=self.canaries_per_count,
+                             random_len=self.random_len, prefix_tokens=self.prefix_tokens, n_start=self.n_start,
+                             num_steps=self.num_steps, top_k=self.top_k, search_batch=self.search_batch,
+                             real_free_tokens=self.real_free_tokens, real_steps=self.real_steps,
+                             real_top_k=self.real_top_k, real_batch=self.real_batch,
+                             study_per_category=self.study_per_category, study_steps=self.study_steps)
+        check_small_transformer(self.vocab_size, self.d_model, self.n_heads)
         if not self.copies or any(k < 1 for k in self.copies):
             raise ConfigError(f"copies must be a non-empty list of counts >= 1, got {self.copies}")
         if self.n_heldout < 0 or self.n_random < 0:

@@ -1,8 +1,8 @@
 """The tiny model's training corpus: text that ships with Python, with
 planted canaries.
 
-The text is Python's own reference documentation (``pydoc_data.topics``, the
-help texts of the language's topics), cut into paragraphs. A canary is a
+The text is Python's own reference documentation
+(:func:`reprobook.models.corpus.python_docs_paragraphs`), cut into paragraphs. A canary is a
 sequence of words drawn at random from the corpus's common words, so it is
 made of familiar tokens but is not predictable from language alone. Each
 canary is planted ``k`` times as its own document; held-out canaries are
@@ -17,18 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def python_docs_paragraphs(min_chars: int = 40) -> list[str]:
-    """The paragraphs of Python's topic help texts (``pydoc_data.topics``), whitespace-normalized."""
-    from pydoc_data.topics import topics
-
-    paragraphs = []
-    for key in sorted(topics):
-        for para in re.split(r"\n\s*\n", topics[key]):
-            para = " ".join(para.split())
-            if len(para) >= min_chars:
-                paragraphs.append(para)
-    return paragraphs
 
 
 def common_words(paragraphs: list[str], n: int = 400) -> list[str]:

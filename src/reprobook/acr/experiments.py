@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from ..common import progress
 from ..discrete import PromptProblem, allowed_token_mask, gcg, greedy_reproduces, mini_prompt, random_free_tokens
-from ..models import (chat_template_pieces, load_causal_lm, next_token_loss, pack_documents, tiny_llama,
-                      train_bpe_tokenizer, train_causal_lm)
+from ..models import (chat_template_pieces, load_causal_lm, next_token_loss, pack_documents, python_docs_paragraphs,
+                      tiny_llama, train_bpe_tokenizer, train_causal_lm)
 from .config import Config
-from .corpus import Canary, common_words, make_canaries, plant, python_docs_paragraphs
+from .corpus import Canary, common_words, make_canaries, plant
 from .strings import random_token_strings, study_strings
 
 

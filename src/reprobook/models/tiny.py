@@ -1,7 +1,8 @@
 """Small causal language models trained from scratch on offline text.
 
 A byte-level BPE tokenizer trained with Hugging Face ``tokenizers`` and a
-``LlamaForCausalLM`` (SmolLM2's architecture) scaled down, so everything
+``LlamaForCausalLM`` (SmolLM2's architecture) or ``PhiForCausalLM``
+(Phi-1.5's) scaled down, so everything
 that works on the tiny model (prompt optimizers, distillation) runs
 unchanged on the real one.
 """
@@ -61,6 +62,22 @@ def tiny_llama(vocab_size: int, *, d_model: int = 128, n_layers: int = 4, n_head
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return transformers.LlamaForCausalLM(cfg)
+
+
+def tiny_phi(vocab_size: int, *, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, context: int = 128,
+             seed: int = 0):
+    """A small ``PhiForCausalLM`` (Phi-1.5's architecture: parallel attention +
+    MLP block, LayerNorm, partial rotary embeddings, GELU MLP of width 4 d)."""
+    transformers = import_transformers()
+    if d_model % n_heads:
+        raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+    cfg = transformers.PhiConfig(
+        vocab_size=vocab_size, hidden_size=d_model, intermediate_size=4 * d_model, num_hidden_layers=n_layers,
+        num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=context,
+        resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return transformers.PhiForCausalLM(cfg)
 
 
 def pack_documents(documents: Sequence[list[int]], context: int, eos_id: int) -> torch.Tensor:

@@ -210,7 +210,7 @@ def evaluate(student, teacher, rows: torch.Tensor, *, micro_batch: int = 8) -> d
     SSD layer the stage-1 distance (attention vs mixer matrix) and the stage-2
     distance (block outputs), both on the teacher's inputs.
     """
-    device = next(student.parameters()).device
+    device, dtype = next(student.parameters()).device, next(student.parameters()).dtype
     layers = mixer_layers(student)
     student_layers = decoder_layers(student)
     sums = {"teacher_nll": 0.0, "student_nll": 0.0, "kl": 0.0, "agree": 0.0}
@@ -230,8 +230,10 @@ def evaluate(student, teacher, rows: torch.Tensor, *, micro_batch: int = 8) -> d
         sums["kl"] += kl_to_teacher(t_logits, s_logits).item() * n
         sums["agree"] += (t_logits.argmax(-1) == s_logits.argmax(-1)).float().sum().item()
         for j, i in enumerate(layers):
-            matrix_d[j] += matrix_loss(trace.attention[i], mixer_matrix(student_layers[i], trace.inputs[i])).item()
-            hidden_d[j] += hidden_loss(trace.outputs[i], layer_forward(student_layers[i], trace.inputs[i])).item()
+            # In the student's precision (a bf16 teacher feeds an fp32 student).
+            u, attn, out = (t[i].to(dtype) for t in (trace.inputs, trace.attention, trace.outputs))
+            matrix_d[j] += matrix_loss(attn, mixer_matrix(student_layers[i], u)).item()
+            hidden_d[j] += hidden_loss(out, layer_forward(student_layers[i], u)).item()
         n_batches += 1
         n_tokens += n
     return {"teacher_ppl": math.exp(sums["teacher_nll"] / n_tokens), "student_ppl": math.exp(sums["student_nll"] / n_tokens),

@@ -216,7 +216,7 @@ if setup.teacher_losses:
 # How well can it, compared with simpler structured families? For each layer
 # we take the teacher's input $u$ (the residual stream, normed by the
 # layer's own norm) and its attention matrices on 32 training rows, fit each
-# family's mixer by Adam on the stage-1 loss (300 steps), and score the
+# family's mixer by Adam on the stage-1 loss (600 steps), and score the
 # Frobenius distance $\lVert M^{\text{attn}} - M \rVert_F$ per (row, head)
 # on the 64 held-out rows. The families, weakest first:
 # **Toeplitz** (one learned kernel per head, $M_{ts} = c_{t-s}$, the same for
@@ -327,7 +327,9 @@ plt.show()
 # `cpu` preset): **3** puts it all in stage 3; **2+3** gives 20% to stage 2
 # and the rest to stage 3; **1+2+3** gives 10% to stage 1, 20% to stage 2
 # and the rest to stage 3 (stages 1-2 use updates of 1,024 tokens, stage 3
-# of 4,096, as the paper's stage-3 updates are 16× larger). Each arm runs
+# of 4,096; the paper's stage-3 updates are 16× its stage-1/2 updates).
+# Budgets are rounded down to whole updates, so the aligned arms spend
+# slightly fewer tokens than stage 3 alone, never more. Each arm runs
 # with two seeds (the student's initialization and its data order), and is
 # scored on the held-out rows: perplexity of the teacher and of the student,
 # KL(teacher ‖ student) per token, top-1 agreement with the teacher, and,

@@ -517,7 +517,7 @@ else:
 # at $2^{15}$ / $2^{15}$ / $2^{19}$ tokens per update, lr $10^{-4}$,
 # context 2048, bf16 autocast with fp32 master weights, and a checkpoint
 # every 200 updates that a rerun resumes from. Several GPUs: run the same
-# study under `torchrun` (`benchmarks/mohawk_gpu.py --torchrun` shows how),
+# study under `torchrun -m reprobook.mohawk.run` (see the README),
 # where each process draws its own micro-batches and the gradients are
 # all-reduced. The text here is still Python's documentation; the paper's
 # is C4, and its scores come from lm-eval's six tasks, which this book does

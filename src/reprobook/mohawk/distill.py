@@ -90,7 +90,8 @@ def stage_loss(stage: int, student, teacher, input_ids: torch.Tensor) -> torch.T
     """The stage's loss on one micro-batch, averaged over the student's SSD layers (stages 1-2)."""
     layers = mixer_layers(student)
     if stage == 3:
-        teacher_logits = trace_teacher(teacher, input_ids, [], attention=False, io=False).logits
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=input_ids, use_cache=False).logits
         return distillation_loss(teacher_logits, student(input_ids=input_ids, use_cache=False).logits)
     trace = trace_teacher(teacher, input_ids, layers, attention=stage == 1, io=True)
     student_layers = decoder_layers(student)

@@ -81,11 +81,13 @@ CHAPTERS: dict[str, Chapter] = {
     for c in [
         Chapter(1, "lingam", "DirectLiNGAM at scale"),
         Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
-        Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation", uses=("diffusion",)),
+        Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation",
+                uses=("diffusion", "world")),
         Chapter(4, "ect", "Consistency models made easy", uses=("diffusion",)),
         Chapter(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
                 uses=("discrete", "models")),
         Chapter(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",)),
+        Chapter(7, "pcclip", "CLIP finetuned on pairwise differences (PC-CLIP)", uses=("models", "world")),
     ]
 }
 

@@ -5,7 +5,8 @@ and ends with :meth:`Claims.report`, which shows the table and, when the
 ``REPROBOOK_CLAIMS_PATH`` environment variable names a file (set by
 ``reprobook run`` and by the book's execute step), writes the claims there as
 JSON: a list of objects with ``name``, ``paper``, ``ours``, ``holds`` (plus
-``chapter``, ``preset``, ``note``). ``book/scoreboard.md`` is generated from
+``chapter``, ``preset``, ``note``). ``holds`` is ``true``, ``false`` or
+``"inconclusive"`` (the data cannot decide at this scale). ``book/scoreboard.md`` is generated from
 those files.
 """
 
@@ -17,6 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CLAIMS_ENV = "REPROBOOK_CLAIMS_PATH"
+INCONCLUSIVE = "inconclusive"
+
+
+def verdict(holds) -> str:
+    """How a verdict reads in tables: yes, NO or inconclusive."""
+    return INCONCLUSIVE if holds == INCONCLUSIVE else ("yes" if holds else "NO")
+
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class Claim:
     name: str
     paper: str
     ours: str
-    holds: bool
+    holds: bool | str  # True, False or INCONCLUSIVE
     note: str = ""
 
 
@@ -38,13 +46,17 @@ class Claims:
         self.preset = preset
         self._claims: list[Claim] = []
 
-    def add(self, name: str, paper: str, ours: str, holds: bool, note: str = "") -> None:
-        """Record one claim. ``paper`` and ``ours`` are short human-readable figures."""
+    def add(self, name: str, paper: str, ours: str, holds: bool | str, note: str = "") -> None:
+        """Record one claim. ``paper`` and ``ours`` are short human-readable figures; ``holds`` is
+        True, False or ``"inconclusive"``."""
         if not name or not isinstance(name, str):
             raise ValueError("a claim needs a non-empty name")
+        if isinstance(holds, str) and holds != INCONCLUSIVE:
+            raise ValueError(f"holds must be True, False or {INCONCLUSIVE!r}, got {holds!r}")
         if any(c.name == name for c in self._claims):
             raise ValueError(f"claim {name!r} was already recorded")
-        claim = Claim(self.chapter, self.preset, name, str(paper), str(ours), bool(holds), note)
+        claim = Claim(self.chapter, self.preset, name, str(paper), str(ours),
+                      holds if holds == INCONCLUSIVE else bool(holds), note)
         self._claims.append(claim)
 
     def __iter__(self):
@@ -61,7 +73,7 @@ class Claims:
         import pandas as pd
 
         rows = [
-            {"claim": c.name, "paper": c.paper, "ours": c.ours, "holds": "yes" if c.holds else "NO"}
+            {"claim": c.name, "paper": c.paper, "ours": c.ours, "holds": verdict(c.holds)}
             for c in self._claims
         ]
         return pd.DataFrame(rows, columns=["claim", "paper", "ours", "holds"])
@@ -102,17 +114,19 @@ def scoreboard_markdown(claims_by_chapter: dict[str, tuple[str, list[dict]]]) ->
         "by `reprobook scoreboard`; do not edit by hand.",
         "",
     ]
-    total = held = 0
+    total = held = undecided = 0
     for title, records in claims_by_chapter.values():
         lines += [f"## {title}", "", "| claim | paper | ours | holds | scale |", "|---|---|---|---|---|"]
         for r in records:
             cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-            holds = "yes" if r["holds"] else "**no**"
+            holds = {"yes": "yes", "NO": "**no**"}.get(verdict(r["holds"]), INCONCLUSIVE)
             lines.append(
                 f"| {cell(r['name'])} | {cell(r['paper'])} | {cell(r['ours'])} | {holds} | {cell(r.get('preset', ''))} |"
             )
             total += 1
-            held += bool(r["holds"])
+            held += r["holds"] is True
+            undecided += r["holds"] == INCONCLUSIVE
         lines.append("")
-    lines.insert(6, f"**{held} of {total} claims hold.**\n")
+    lines.insert(6, f"**{held} of {total} claims hold"
+                    + (f"; {undecided} inconclusive" if undecided else "") + ".**\n")
     return "\n".join(lines)

@@ -7,15 +7,13 @@ shapes in a strip, or two shapes merged into one tall blob, is a hallucination.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy import ndimage
+
+from ..world.draw import draw_supersampled, polygon_vertices
 
 SHAPES = ("triangle", "square", "pentagon")
 _SIDES = {"triangle": 3, "square": 4, "pentagon": 5}
-_SUPERSAMPLE = 4  # draw at 4x and average down: anti-aliased edges
 
 
 def strip_bounds(width: int) -> list[tuple[int, int]]:
@@ -29,13 +27,6 @@ def shape_radius(width: int) -> float:
     return 0.35 * width / 3
 
 
-def _polygon(kind: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
-    k = _SIDES[kind]
-    start = -math.pi / 2 if k != 4 else -math.pi / 4  # a vertex up; the square axis-aligned
-    return [(cx + r * math.cos(start + 2 * math.pi * i / k), cy + r * math.sin(start + 2 * math.pi * i / k))
-            for i in range(k)]
-
-
 def render_shapes(n: int, height: int, width: int, rng: np.random.Generator,
                   present: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` images, shape ``(n, 1, height, width)``, white shapes on black, scaled to [-1, 1],
@@ -45,20 +36,17 @@ def render_shapes(n: int, height: int, width: int, rng: np.random.Generator,
     if present is None:
         present = rng.random((n, 3)) < 0.5
     r = shape_radius(width)
-    s = _SUPERSAMPLE
     images = np.empty((n, 1, height, width), dtype=np.float32)
     for i in range(n):
-        canvas = Image.new("L", (width * s, height * s), 0)
-        draw = ImageDraw.Draw(canvas)
+        polygons = []
         for j, (lo, hi) in enumerate(strip_bounds(width)):
             if not present[i, j]:
                 continue
             slack = max(0.0, (hi - lo) / 2 - r - 0.5)
             cx = (lo + hi) / 2 + rng.uniform(-slack, slack)
             cy = rng.uniform(r + 0.5, height - r - 0.5)
-            draw.polygon([(x * s, y * s) for x, y in _polygon(SHAPES[j], cx, cy, r)], fill=255)
-        small = np.asarray(canvas, dtype=np.float32).reshape(height, s, width, s).mean(axis=(1, 3)) / 255
-        images[i, 0] = 2 * small - 1
+            polygons.append(polygon_vertices(_SIDES[SHAPES[j]], cx, cy, r))  # upright; the square axis-aligned
+        images[i, 0] = 2 * draw_supersampled(height, width, polygons) - 1
     return images, present
 
 

@@ -31,9 +31,14 @@ def import_transformers():
         return importlib.import_module("transformers")
 
 
-def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
+def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1024, *, bos_token: str = EOS,
+                        pad_token: str = EOS):
     """A byte-level BPE tokenizer (GPT-2 style pre-tokenization) trained on ``texts``,
-    as a transformers ``PreTrainedTokenizerFast`` with ``<|endoftext|>`` as EOS."""
+    as a transformers ``PreTrainedTokenizerFast`` with ``<|endoftext|>`` as EOS.
+
+    BOS and PAD are EOS by default (a causal LM needs no others); a text
+    encoder that pools at the first EOS (CLIP's ``pool_type="eos"``) needs
+    them distinct: pass other strings and they become special tokens too."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     PreTrainedTokenizerFast = import_transformers().PreTrainedTokenizerFast
@@ -43,10 +48,11 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+    specials = list(dict.fromkeys([EOS, bos_token, pad_token]))  # EOS first: id 0, as before
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=bos_token, pad_token=pad_token)
 
 
 def tiny_llama(vocab_size: int, *, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, context: int = 128,

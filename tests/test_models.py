@@ -87,3 +87,21 @@ def test_smollm2_loads_offline_with_its_chat_template():
     problem = PromptProblem(model, out[0, len(ids):], before=ids)
     loss, exact = problem.evaluate(torch.empty(1, 0, dtype=torch.long))
     assert exact.item()
+
+
+def test_minilm_matches_sentence_transformers_pooling_by_hand():
+    """all-MiniLM-L6-v2 from its pip package: unit-norm 384-d embeddings, equal to the masked mean
+    computed by hand for one text, and paraphrases closer than unrelated sentences."""
+    from reprobook.models import load_minilm, minilm_embed
+
+    model, tokenizer = load_minilm()
+    texts = ["the first has bigger shapes than the second", "the first has larger shapes than the second",
+             "the stock market fell sharply on monday"]
+    emb = minilm_embed(texts)
+    assert emb.shape == (3, 384)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
+    with torch.no_grad():
+        ids = tokenizer(texts[0], return_tensors="pt")
+        by_hand = model(**ids).last_hidden_state[0].mean(0)  # one text: no padding to mask
+    torch.testing.assert_close(emb[0], by_hand / by_hand.norm(), atol=1e-5, rtol=1e-5)
+    assert float(emb[0] @ emb[1]) > float(emb[0] @ emb[2]) + 0.2

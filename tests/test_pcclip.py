@@ -202,3 +202,71 @@ def test_missing_open_clip_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(ModelUnavailable, match="not on this machine"):
         load_open_clip("ViT-L-14", tmp_path / "missing.bin")
     assert isinstance(ClipModel, type)
+
+
+def test_reference_filter_for_llm_comparatives():
+    from reprobook.pcclip.long import clean_comparative, first_sentence
+
+    long_enough = "The first picture has three red squares while the second has five of them."
+    assert clean_comparative(long_enough) == long_enough
+    assert clean_comparative("#1: " + long_enough + "\n\nQ: what else?") == long_enough  # cut and stripped
+    assert clean_comparative(long_enough + " I hope this helps!") == long_enough
+    assert clean_comparative("The first   picture\thas\nmore shapes than the second one, clearly so.") == (
+        "The first picture has more shapes than the second one, clearly so.")
+    assert clean_comparative("**" + long_enough) is None  # markup: dropped
+    assert clean_comparative(long_enough.replace("red", "rød")) is None  # non-ASCII: dropped
+    assert clean_comparative("The first is bigger.") is None  # shorter than 60 characters
+    assert clean_comparative("The first is bigger.", min_chars=10) == "The first is bigger."
+    assert first_sentence("The first is bigger. The second is red.") == "The first is bigger."
+    assert first_sentence(None) is None and first_sentence("no stop") == "no stop"
+
+
+def test_difference_accuracy_equals_a_pair_by_pair_loop():
+    from reprobook.pcclip import experiments as ex
+    from reprobook.world import comparative, sample_scenes
+
+    rng = np.random.default_rng(0)
+    scenes = sample_scenes(12, rng)
+    u = torch.randn(12, 8, dtype=torch.float64)
+    vectors = {}
+
+    def embed(texts):  # any fixed text -> vector map will do
+        return torch.stack([vectors.setdefault(t, torch.randn(8, dtype=torch.float64)) for t in texts])
+
+    ev = ex.EvalSet(scenes, u)
+    got = ex.difference_accuracy(None, ev, embed=embed)
+    for attribute in ex.DIFF_ATTRIBUTES:
+        hits = []
+        for i in range(12):
+            for j in range(i + 1, 12):
+                if getattr(scenes, attribute)[i] == getattr(scenes, attribute)[j]:
+                    continue
+                t = embed(comparative(scenes[[i]], scenes[[j]], (attribute,)))[0]
+                d = unit(unit(u[i].numpy()) - unit(u[j].numpy()))
+                hits.append(float(t.numpy() @ d) > 0)
+        assert got[attribute] == pytest.approx(np.mean(hits), abs=1e-12)
+
+
+def test_paired_verdict_and_confused_pairs():
+    from reprobook.pcclip.experiments import most_confused_pairs, paired_verdict
+
+    assert paired_verdict([0.10, 0.12, 0.11, 0.09])[2] is True
+    assert paired_verdict([-0.10, -0.12, -0.11, -0.09])[2] is False
+    assert paired_verdict([0.10, -0.12, 0.11, -0.09])[2] == "inconclusive"
+    assert paired_verdict([0.5])[2] == "inconclusive"  # one replicate: no interval
+    m = np.array([[5, 3, 0], [1, 5, 4], [0, 0, 5]])
+    assert most_confused_pairs(m, 2) == [(0, 1), (1, 2)]
+
+
+def test_edit_gallery_targets_are_the_query_with_a_larger_value(clip):
+    from reprobook.pcclip import experiments as ex
+    from reprobook.pcclip.config import Config
+
+    cfg = Config(image_size=16)
+    eg = ex.edit_gallery(clip, cfg, 0, "val", "size", 30)
+    m = len(eg.queries)
+    assert len(eg.gallery) == 5 * m and eg.u_gallery.shape[0] == 5 * m
+    target = eg.gallery[eg.target]
+    assert (target.size > eg.queries.size).all()
+    for a in ("shape", "colour", "count", "position", "background"):
+        assert (getattr(target, a) == getattr(eg.queries, a)).all()

@@ -102,3 +102,16 @@ def test_scoreboard_counts_and_escapes():
     assert "**1 of 2 claims hold.**" in text
     assert "| a\\|b | 1 | 2 | yes | cpu |" in text
     assert "| c | 3 | 4 | **no** | long |" in text
+
+
+def test_inconclusive_claims_are_neither_held_nor_failed(tmp_path):
+    claims = Claims("toy", "cpu")
+    claims.add("C undecided", "1", "1 ± 2", "inconclusive")
+    with pytest.raises(ValueError, match="inconclusive"):
+        claims.add("D", "1", "1", "maybe")
+    assert "inconclusive" in repr(claims.report(tmp_path / "c.json"))
+    records = read_claims(tmp_path / "c.json")
+    assert records[0]["holds"] == "inconclusive"
+    text = scoreboard_markdown({"x": ("01 X", records + [{"name": "e", "paper": "1", "ours": "1", "holds": True}])})
+    assert "**1 of 2 claims hold; 1 inconclusive.**" in text
+    assert "| C undecided | 1 | 1 ± 2 | inconclusive |" in text

@@ -60,9 +60,11 @@ def _batches(n_items: int, batch: int, steps: int, generator: torch.Generator):
 
 
 def finetune_text_tower(clip: ClipModel, arm: str, data: FinetuneData, *, steps: int, batch: int, lr: float,
-                        lr_decay: float = 0.9, temperature: float = 1.0, seed: int = 0,
-                        desc: str | None = None) -> list[float]:
-    """Finetune ``clip``'s text transformer in place for one arm; returns the loss per step."""
+                        lr_decay: float = 0.9, temperature: float = 1.0, caption_temperature: float = 0.1,
+                        seed: int = 0, desc: str | None = None) -> list[float]:
+    """Finetune ``clip``'s text transformer in place for one arm; returns the loss per step.
+    ``temperature`` is PC-CLIP's (1 in the reference); ``caption_temperature`` that of the caption
+    baselines' CLIP loss (0.1 in the reference code, not the model's learned scale)."""
     if arm not in TRAINED_ARMS:
         raise ValueError(f"unknown arm {arm!r}; trained arms are {', '.join(TRAINED_ARMS)}")
     pairs = arm.startswith("PC-CLIP")
@@ -85,7 +87,7 @@ def finetune_text_tower(clip: ClipModel, arm: str, data: FinetuneData, *, steps:
     else:
         ids_cap = tok(data.captions)
         u_img = data.u_images.to(device)
-        logit_scale = model.logit_scale.exp().detach()
+        logit_scale = torch.tensor(1.0 / caption_temperature)
     losses = []
     model.train()
     current_epoch = 0

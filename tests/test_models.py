@@ -105,3 +105,20 @@ def test_minilm_matches_sentence_transformers_pooling_by_hand():
         by_hand = model(**ids).last_hidden_state[0].mean(0)  # one text: no padding to mask
     torch.testing.assert_close(emb[0], by_hand / by_hand.norm(), atol=1e-5, rtol=1e-5)
     assert float(emb[0] @ emb[1]) > float(emb[0] @ emb[2]) + 0.2
+
+
+def test_tiny_clip_learns_to_match_world_captions(one_torch_thread):
+    """A few contrastive steps on the shapes world: the loss falls well below chance (log B)."""
+    import numpy as np
+
+    from reprobook.models.clip import tiny_clip, train_clip, train_clip_tokenizer
+    from reprobook.world import caption, render, sample_scenes
+
+    rng = np.random.default_rng(0)
+    corpus = caption(sample_scenes(500, rng), rng)
+    tok = train_clip_tokenizer(corpus, 400, 48)
+    clip = tiny_clip(tok, 400, embed_dim=32, width=64, layers=2, heads=2, image_size=16, seed=0)
+    scenes = sample_scenes(32, rng)
+    images, texts = render(scenes, 16), caption(scenes, rng)
+    losses = train_clip(clip, lambda step: (images, texts), steps=60, lr=3e-3, warmup=5)
+    assert losses[0] > 0.8 * np.log(32) and np.mean(losses[-5:]) < 0.5 * np.log(32)

@@ -189,6 +189,8 @@ def test_config_errors():
         chapter.config("cpu", {"prompt_alpha": 1.5})
     with pytest.raises(ConfigError, match="clip_checkpoint"):
         chapter.config("cpu", {"clip_model": "ViT-L-14"})
+    with pytest.raises(ConfigError, match="'/no/such.bin' is not a file"):
+        chapter.config("full", {"clip_checkpoint": "/no/such.bin"})
     with pytest.raises(ConfigError, match="valid parameters"):
         chapter.config("cpu", {"no_such": 1})
     with pytest.raises(ConfigError, match="multiple of 8"):

@@ -96,9 +96,12 @@ class Config:
                               f"({self.n_finetune_pairs})")
         if not self.betas or min(self.betas) <= 0:
             raise ConfigError(f"betas must be a non-empty list of values > 0, got {self.betas}")
-        if self.clip_model != "tiny" and not self.clip_checkpoint:
-            raise ConfigError(f"clip_model={self.clip_model!r} needs clip_checkpoint, the path of its weights file "
-                              "(nothing is downloaded)")
+        if self.clip_model != "tiny":
+            from pathlib import Path
+
+            if not self.clip_checkpoint or not Path(self.clip_checkpoint).expanduser().is_file():
+                raise ConfigError(f"clip_model={self.clip_model!r} needs clip_checkpoint, the path of its weights "
+                                  f"file on this machine (nothing is downloaded); {self.clip_checkpoint!r} is not a file")
 
 
 PRESETS: dict[str, dict] = {

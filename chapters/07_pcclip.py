@@ -234,9 +234,16 @@ arms_seconds = time.perf_counter() - start
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
 for arm in ("PC-CLIP", "caption-FT"):
     ax.plot(np.mean([curves[(arm, r)] for r in range(cfg.seeds)], axis=0), label=arm)
+ax.axhline(np.log(cfg.finetune_batch), color="k", lw=0.8, ls="--", label="log B (uniform logits)")
 ax.set(xlabel="finetuning step", ylabel="training loss", title="Training loss, mean over replicates")
 ax.legend()
 plt.show()
+
+# %% [markdown]
+# With $\tau = 1$ the logits are cosines in $[-1, 1]$, so PC-CLIP's loss cannot
+# fall far below $\log B$ however well it ranks the right difference first;
+# the caption baselines use the reference's $\tau = 0.1$ and start low, since
+# the base model already matches captions.
 
 # %% [markdown]
 # ## Difference accuracy
@@ -264,11 +271,22 @@ for k, arm in enumerate(mean.index):
            label=arm, capsize=2)
 ax.axhline(0.5, color="k", lw=1, ls="--", label="chance")
 ax.set_xticks(np.arange(len(diff_cols)) + 0.4 - width / 2, ex.DIFF_ATTRIBUTES)
-ax.set(ylabel="difference accuracy", ylim=(0.3, 1.0), title="Difference accuracy per attribute (± s.e.)")
-ax.legend(ncol=3, fontsize=8, loc="upper left")
+ax.set(ylabel="difference accuracy", ylim=(0.3, 1.15), title="Difference accuracy per attribute (± s.e.)")
+ax.set_yticks(np.arange(0.3, 1.01, 0.1))
+ax.legend(ncol=4, fontsize=8, loc="upper center")
 plt.show()
 
 # %% [markdown]
+# PC-CLIP moves every attribute far above chance while both caption
+# baselines stay where the base is: the captions hold the same attributes,
+# but nothing in a caption's loss asks for a *direction* between two images.
+# The margin is larger than the paper's, and for a reason that flatters us:
+# our comparatives come from the same grammar at training and test time,
+# while the paper's test comparatives are new sentences about new images. The
+# `long` preset tests held-out phrasings. WiSE (half the finetuning) keeps
+# about two thirds of the gain, and count, the hardest attribute for the image
+# tower, falls back to the base.
+#
 # Claim: PC-CLIP's mean difference accuracy beats the base and both
 # finetuning baselines. Rule, fixed before the run: per replicate, the
 # difference PC-CLIP minus the other arm; "yes" when its mean minus two
@@ -306,6 +324,14 @@ tau_mean, tau_se = ex.mean_se(results, tau_cols)
 display(Table(tau_mean.T.reset_index().rename(columns={"index": "Kendall tau"}), floatfmt="{:.3f}"))
 
 # %% [markdown]
+# The base model's comparative ranks *backwards* (τ ≈ −0.5 for size): to a
+# text tower that has never read a comparison of two images, "the first has
+# bigger shapes than the second" is a bag of words, and those words sit with
+# captions of small shapes ("bigger than tiny ones"). PC-CLIP turns the sign
+# around, but the naive single-image prompt "an image of huge shapes" ranks
+# almost as well (0.46 against 0.52 for size), so most of what ranking needs
+# was in the base model already.
+#
 # Claim: the comparative ranks size and count better after PC-CLIP than
 # before (same rule on $\tau$, both attributes), and, as a stricter test,
 # better than the base's naive top-class prompt.
@@ -347,6 +373,13 @@ claims.add("zero-shot accuracy within ±2 points of the base", "kept or +1-2 on 
            note="rule: the interval mean ± 2 s.e. inside ±2 points")
 
 # %% [markdown]
+# The mean over attributes is kept, but not evenly: PC-CLIP gains on shape and
+# position and loses on colour and background, and **caption retrieval drops
+# by about 19 points** (recall@1 0.85 to 0.66). Finetuning the text tower on
+# sentences that describe differences pulls captions' embeddings along too.
+# Weight averaging (WiSE) gives most of it back (0.81) while keeping most of
+# the difference accuracy: in this world, it is the variant to use.
+#
 # ## Comparative prompting
 #
 # If $f(D_{ij}) \approx u_i - u_j$ for images of classes $i$ and $j$, and the
@@ -405,6 +438,12 @@ claims.add("comparative prompting helps PC-CLIP on more subsets than the base", 
            f"PC-CLIP {pc_wins} of {len(pc)}, base {base_wins} of {len(bs)}", pc_wins > base_wins)
 
 # %% [markdown]
+# Gains are small on both sides, one or two points: the class prompts ("an
+# image of four shapes") are poor estimates of the images' embeddings for this
+# base model (count is recognised at 24%), and $t_i - c_{ij}$ inherits the
+# error of $t_i$. PC-CLIP gains on size at both values of $\alpha$ and on
+# count at 0.8; the paper's 5-of-5 does not reproduce at this scale.
+#
 # ## Geometry
 #
 # If the comparative embeds along the difference of the class prompts, the
@@ -469,10 +508,13 @@ table = edit_mean.copy()
 table.index = table.index.astype(str)
 table.loc["no edit (beta = 0)"] = [no_edit[a] for a in ex.EDIT_ATTRIBUTES]
 display(Table(table.reset_index(), floatfmt="{:.3f}"))
-edit_verdicts = [ex.paired_verdict(ex.paired(results, c, "PC-CLIP", "base")) for c in edit_cols]
+# PC-CLIP must beat both the base model's edits and not editing at all (the naive baseline)
+pc = results[results.arm == "PC-CLIP"]
+edit_verdicts = [ex.paired_verdict(ex.paired(results, c, "PC-CLIP", "base")) for c in edit_cols] + [
+    ex.paired_verdict(pc[f"edit {a}"].to_numpy() - no_edit[a]) for a in ex.EDIT_ATTRIBUTES]
 holds = (True if all(v[2] is True for v in edit_verdicts)
          else False if any(v[2] is False for v in edit_verdicts) else "inconclusive")
-claims.add("edit success rises with PC-CLIP (retrieval for generation; size, count)",
+claims.add("edit success rises with PC-CLIP, above base edits and no edit (retrieval for generation)",
            "CLIPScore 0.532 -> 0.542 (text-to-image)",
            "size {:.2f} -> {:.2f}, count {:.2f} -> {:.2f}; no edit {:.2f}, {:.2f}".format(
                edit_mean.loc["base", "edit size"], edit_mean.loc["PC-CLIP", "edit size"],
@@ -480,6 +522,13 @@ claims.add("edit success rises with PC-CLIP (retrieval for generation; size, cou
                no_edit["size"], no_edit["count"]), holds)
 
 # %% [markdown]
+# For size the edit works: adding PC-CLIP's "bigger" lands on the larger
+# version far more often than no edit does, and the base model's "bigger"
+# points elsewhere (its edits are worse than none). For count, not editing at
+# all already finds the version with more shapes about as often, so the gain
+# there is small and the claim's rule, which asks PC-CLIP to beat both, is
+# the stricter one.
+#
 # ## Speed
 #
 # PC-CLIP trains only the text tower, so the image embeddings of the
@@ -519,7 +568,7 @@ for label, make in [
     ("images of the wrong shape", lambda: base.clip.encode_images(good[:, :1])),
     ("uint8 images", lambda: base.clip.encode_images((good * 255).astype(np.uint8))),
     ("images outside [0, 1]", lambda: base.clip.encode_images(good * 2)),
-    ("text over the context", lambda: base.clip.encode_texts(["three small red circles " * 12])),
+    ("text over the context", lambda: base.clip.encode_texts([" ".join(["red circles"] * cfg.context_length)])),
     ("a count the world cannot draw", lambda: sample_scenes(1, np.random.default_rng(0), count=6)),
     ("missing checkpoint", lambda: ex.load_open_clip("ViT-L-14", "/no/such/open_clip_pytorch_model.bin")),
 ]:
@@ -592,8 +641,42 @@ else:
     if "rows" in llm:
         display(Table(pd.DataFrame(llm["rows"]).groupby("comparatives")["diff mean"].agg(["mean", "std"])
                       .reset_index(), floatfmt="{:.3f}"))
+        by_rep = pd.DataFrame(llm["rows"]).pivot(index="replicate", columns="comparatives", values="diff mean")
+        m, se_, verdict = ex.paired_verdict(by_rep["SmolLM2"] - by_rep["templates"], margin=-0.02)
+        claims.add("(long) LLM-written comparatives train PC-CLIP within 2 points of exact ones (SmolLM2-135M)",
+                   "LLaMA2-13B comparatives: 58-67% difference accuracy",
+                   f"{by_rep['SmolLM2'].mean():.1%} vs {by_rep['templates'].mean():.1%} ({m:+.3f} ± {se_:.3f})",
+                   verdict, note="rule: mean - 2 s.e. of SmolLM2 minus templates above -0.02")
+    held = minilm.groupby(["model", "phrasing"])["diff mean"].mean()
+    pc_held = arms_long.loc["PC-CLIP", "diff heldout-phrasing mean"]
+    base_held = arms_long.loc["base", "diff heldout-phrasing mean"]
+    se_held = pd.DataFrame(long["arms_se"]).set_index("arm").loc["PC-CLIP", "diff heldout-phrasing mean"]
+    claims.add("(long) PC-CLIP's gain carries over to held-out phrasings (tiny CLIP, 64 px)", "(not tested)",
+               f"{pc_held:.1%} ± {se_held:.1%} vs base {base_held:.1%}; MiniLM + head "
+               f"{held[('MiniLM + head, PC-CLIP', 'heldout')]:.1%}",
+               True if pc_held - 2 * se_held > base_held else False if pc_held + 2 * se_held < base_held
+               else "inconclusive", note="rule: PC-CLIP - 2 s.e. above the base (one model)")
 
 # %% [markdown]
+# What the long run adds (numbers in the tables above):
+#
+# - At 64 px every claim of the table below holds, comparative prompting
+#   and the stricter ranking test included: with a better image tower the
+#   class prompts are better anchors for $t_i - c_{ij}$.
+# - **Paraphrases transfer partly.** The tiny CLIP's PC-CLIP is right on
+#   about 63% of held-out-phrasing comparatives against 88% in its training
+#   phrasing (base: 53%). The frozen MiniLM with a PC-CLIP-trained head is
+#   no better on held-out phrasings (about 64%) and worse on trained ones
+#   (78%): a linear head on a frozen sentence encoder learns the directions
+#   less well, and its language prior does not close the paraphrase gap here.
+# - **SmolLM2's comparatives teach nothing.** A 135M-parameter model writes
+#   fluent sentences that are mostly wrong about the pictures (the examples
+#   above), and the reference filter, built for LLaMA2's failure modes (code,
+#   markup, repeated characters), lets every one of them through. PC-CLIP
+#   trained on them stays at the base model's accuracy while the grammar's
+#   comparatives of the same pairs reach 87%: the method needs comparatives
+#   that are true, which is what the paper's 13B-parameter LLM supplied.
+#
 # ## At paper scale (`full` preset) and what is not built
 #
 # `reprobook run pcclip --preset full -p clip_checkpoint PATH -p device cuda`

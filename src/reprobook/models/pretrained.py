@@ -49,9 +49,10 @@ def _offline() -> bool:
 
 
 @contextlib.contextmanager
-def _gguf_progress_like_ours():
-    """transformers' GGUF dequantization bar is a bare tqdm; make it follow
-    the book's progress setting (off under tests, so it stays out of checked outputs)."""
+def hf_progress_like_ours():
+    """transformers' progress bars (the GGUF dequantization bar is a bare tqdm,
+    "Loading weights" a logging bar) follow the book's progress setting (off
+    under tests, so they stay out of checked outputs)."""
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
     from transformers.utils import logging as hf_logging
@@ -79,7 +80,7 @@ def _load(name_or_path: str, dtype: torch.dtype):
         where = name_or_path
         kwargs = {"local_files_only": Path(name_or_path).exists() or _offline()}
     try:
-        with _gguf_progress_like_ours():
+        with hf_progress_like_ours():
             tokenizer = transformers.AutoTokenizer.from_pretrained(where, **kwargs)
             model = transformers.AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
     except OSError as err:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from reprobook.common import REPO_ROOT, resolve_device, save_results
-from reprobook.models.clip import ClipModel, ClipTokenizer, tiny_clip, train_clip_tokenizer
+from reprobook.models.clip import ClipModel, load_open_clip, tiny_clip, train_clip_tokenizer
 from reprobook.pcclip import pcclip_loss
 
 TEXTS = ["the first has bigger shapes than the second, and more of them",
@@ -31,16 +31,7 @@ def build(name: str, device: str) -> ClipModel:
     if name == "tiny":
         tok = train_clip_tokenizer(TEXTS * 20, 512, 32)
         return tiny_clip(tok, 512).to(device)
-    import open_clip
-
-    model = open_clip.create_model(name, pretrained=None, device=device)  # random weights: cost only
-    simple = open_clip.get_tokenizer(name)
-    tok = ClipTokenizer(encode=simple.encode, context_length=simple.context_length, bos_id=simple.sot_token_id,
-                        eos_id=simple.eot_token_id, pad_id=0)
-    size = model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    return ClipModel(model, tok, int(size), mean=open_clip.OPENAI_DATASET_MEAN, std=open_clip.OPENAI_DATASET_STD,
-                     name=name)
+    return load_open_clip(name, None, device=device, random_weights=True)  # cost only: nothing is downloaded
 
 
 def step_time(clip: ClipModel, mode: str, batch: int, repeats: int, device: str) -> float:

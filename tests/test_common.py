@@ -53,3 +53,13 @@ def test_table_has_no_index_and_formats_floats():
     assert "1.23" in repr(t) and "1.2346" not in repr(t)
     html = t._repr_html_()
     assert "<table" in html and "1.23" in html and "<th></th>" not in html
+
+
+def test_saved_results_record_paths_inside_the_checkout_relative_to_it(tmp_path):
+    from reprobook.common import REPO_ROOT, load_results, save_results
+
+    params = {"output": str(REPO_ROOT / "results" / "x" / "y.json"), "other": "/elsewhere/z.json", "n": 3}
+    out = save_results(tmp_path / "r.json", {"paths": [str(REPO_ROOT / "a.txt")]}, preset="cpu", params=params)
+    saved = load_results(out)
+    assert saved["provenance"]["params"] == {"output": "results/x/y.json", "other": "/elsewhere/z.json", "n": 3}
+    assert saved["results"] == {"paths": ["a.txt"]}

@@ -198,19 +198,32 @@ def _jsonable(obj):
     return obj
 
 
+def _repo_relative(obj):
+    """Absolute paths inside the checkout, anywhere in ``obj``, as paths relative to it: saved
+    results must not depend on where the repository was cloned."""
+    if isinstance(obj, dict):
+        return {k: _repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_repo_relative(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith(str(REPO_ROOT) + os.sep):
+        return str(Path(obj).relative_to(REPO_ROOT))
+    return obj
+
+
 def save_results(path: str | Path, results: dict, *, preset: str, params: Any = None) -> Path:
-    """Write ``results`` as JSON with provenance (preset, parameters, commit, hardware, date)."""
+    """Write ``results`` as JSON with provenance (preset, parameters, commit, hardware, date);
+    paths inside the checkout are recorded relative to it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "provenance": {
             "preset": preset,
-            "params": _jsonable(params),
+            "params": _repo_relative(_jsonable(params)),
             "git_commit": git_commit(),
             "hardware": hardware(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         },
-        "results": _jsonable(results),
+        "results": _repo_relative(_jsonable(results)),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

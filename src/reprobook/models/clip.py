@@ -243,25 +243,30 @@ def train_clip(clip: ClipModel, batches: Callable[[int], tuple[np.ndarray, list[
     return losses
 
 
-def load_open_clip(name: str, checkpoint: str | os.PathLike, *, device: str = "cpu") -> ClipModel:
+def load_open_clip(name: str, checkpoint: str | os.PathLike | None, *, device: str = "cpu",
+                   random_weights: bool = False) -> ClipModel:
     """A real open_clip model (e.g. ``"ViT-L-14"``) with weights from a local file.
 
     Nothing is downloaded: a checkpoint that is not on disk is one error naming
     it, raised before the model is built. The tokenizer is open_clip's own
     (its BPE vocabulary ships with the package); it pools at EOT by argmax,
-    since EOT is that vocabulary's largest id.
+    since EOT is that vocabulary's largest id. ``random_weights=True`` (no
+    checkpoint) builds the architecture untrained, for timing only.
     """
     import open_clip
 
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
+    if random_weights:
+        if checkpoint is not None:
+            raise ValueError("give either a checkpoint or random_weights=True, not both")
+    elif checkpoint is None or not Path(checkpoint).expanduser().is_file():
         raise ModelUnavailable(
-            f"the open_clip checkpoint for {name!r} is not on this machine: {str(path)!r} is not a file"
+            f"the open_clip checkpoint for {name!r} is not on this machine: {str(checkpoint)!r} is not a file"
             f"{' (HF_HUB_OFFLINE is set, so nothing is downloaded)' if _offline() else ''}. Download it once "
             "(e.g. open_clip_pytorch_model.bin from the model's Hugging Face page) and give its path.")
     if name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {name!r}; known ones include ViT-B-32, ViT-L-14")
-    model = open_clip.create_model(name, pretrained=str(path), device=device)
+    model = open_clip.create_model(name, pretrained=None if random_weights else str(Path(checkpoint).expanduser()),
+                                   device=device)
     model.eval()
     simple = open_clip.get_tokenizer(name)
     inner = getattr(simple, "tokenizer", simple)

@@ -120,9 +120,4 @@ def finetune_text_tower(clip: ClipModel, arm: str, data: FinetuneData, *, steps:
     return losses
 
 
-def epochs_of(steps: int, n_items: int, batch: int) -> float:
-    """How many passes over the data ``steps`` batches make."""
-    return steps / max(1, n_items // batch)
-
-
-__all__ = ["FinetuneData", "TRAINED_ARMS", "epochs_of", "finetune_text_tower"]
+__all__ = ["FinetuneData", "TRAINED_ARMS", "finetune_text_tower"]

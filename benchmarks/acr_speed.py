@@ -16,23 +16,12 @@ Saves results/acr/speed.json, which chapter 05 shows.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from reprobook.common import REPO_ROOT, resolve_device, save_results
+from reprobook.common import REPO_ROOT, best_time, resolve_device, save_results
 from reprobook.discrete import PromptProblem, gcg, random_free_tokens
 from reprobook.models import load_causal_lm, tiny_llama
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(name, model, batch, prompt_len, target_len, repeats, device):

@@ -249,7 +249,8 @@ def test_difference_accuracy_equals_a_pair_by_pair_loop():
 
 
 def test_paired_verdict_and_confused_pairs():
-    from reprobook.pcclip.experiments import most_confused_pairs, paired_verdict
+    from reprobook.claims import paired_verdict
+    from reprobook.pcclip.experiments import most_confused_pairs
 
     assert paired_verdict([0.10, 0.12, 0.11, 0.09])[2] is True
     assert paired_verdict([-0.10, -0.12, -0.11, -0.09])[2] is False

@@ -88,6 +88,8 @@ CHAPTERS: dict[str, Chapter] = {
                 uses=("discrete", "models")),
         Chapter(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",)),
         Chapter(7, "pcclip", "CLIP finetuned on pairwise differences (PC-CLIP)", uses=("models", "world")),
+        Chapter(8, "prompt_inversion", "Prompt inversion: discrete optimizers vs a captioner",
+                uses=("discrete", "diffusion", "models", "t2i", "world")),
     ]
 }
 

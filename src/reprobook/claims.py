@@ -17,8 +17,24 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 CLAIMS_ENV = "REPROBOOK_CLAIMS_PATH"
 INCONCLUSIVE = "inconclusive"
+
+
+def paired_verdict(differences, margin: float = 0.0, z: float = 2.0) -> tuple[float, float, bool | str]:
+    """Mean and standard error of paired differences (arm minus comparison, one per replicate or
+    target) and the verdict of a rule fixed before the run: ``True`` when mean - z se > margin,
+    ``False`` when mean + z se < margin, else ``"inconclusive"``."""
+    d = np.asarray(differences, dtype=float)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
+    if mean - z * se > margin:
+        return mean, se, True
+    if mean + z * se < margin:
+        return mean, se, False
+    return mean, se, INCONCLUSIVE
 
 
 def verdict(holds) -> str:

@@ -10,6 +10,7 @@ import platform
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,14 @@ class Table:
 
     def __repr__(self) -> str:
         return self.df.to_string(index=False, formatters=self._formatters())
+
+
+def best_time(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` after one warm-up call (benchmarks)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)

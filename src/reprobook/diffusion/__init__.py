@@ -1,11 +1,11 @@
 """Shared diffusion code: DDPM schedules, the epsilon-prediction training step, an
 ancestral sampler that records x0-predictions, exact Gaussian-mixture denoisers and
 small denoising networks; EDM's variance-exploding denoiser, loss and Euler/Heun ODE
-samplers, and consistency models (Easy Consistency Tuning). Used by the hallucination
-and ECT chapters."""
+samplers, conditional training and classifier-free guidance, and consistency models
+(Easy Consistency Tuning). Used by the hallucination and ECT chapters and by :mod:`reprobook.t2i`."""
 
 from .consistency import consistency_loss, consistency_sample, ect_r, ect_stage, train_consistency
-from .edm import (EDMDenoiser, edm_loss, euler_sample, exact_edm_denoiser, heun_sample, karras_sigmas,
+from .edm import (EDMDenoiser, edm_loss, euler_sample, exact_edm_denoiser, guided, heun_sample, karras_sigmas,
                   log_normal_sigmas, pf_ode_map, train_edm)
 from .mixture import GaussianMixture
 from .models import ToyDenoiser, UNetDenoiser, sinusoidal_embedding
@@ -17,6 +17,6 @@ __all__ = [
     "DDPMSchedule", "GaussianMixture", "Samples", "ToyDenoiser", "UNetDenoiser", "ancestral_sample",
     "ancestral_step", "ddpm_loss", "predicted_x0", "sinusoidal_embedding", "train_ddpm",
     "EDMDenoiser", "check_training_inputs", "consistency_loss", "consistency_sample", "ect_r", "ect_stage",
-    "edm_loss", "euler_sample", "exact_edm_denoiser", "heun_sample", "karras_sigmas", "log_normal_sigmas",
+    "edm_loss", "euler_sample", "exact_edm_denoiser", "guided", "heun_sample", "karras_sigmas", "log_normal_sigmas",
     "pf_ode_map", "train_consistency", "train_edm", "train_minibatches",
 ]

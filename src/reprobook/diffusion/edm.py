@@ -10,6 +10,7 @@ and solving it from ``sigma_max`` (where ``x ~ N(0, sigma_max^2 I)``) down to 0 
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -51,7 +52,8 @@ class EDMDenoiser(nn.Module):
 
     so ``D(x, sigma_min, shifted=True) == x`` exactly (the boundary condition f(x, sigma_min) = x).
     ``label_scale`` stretches ``c_noise`` for networks whose time embedding expects large
-    (DDPM-step-sized) times.
+    (DDPM-step-sized) times. A conditional network ``net(x_in, noise_label, cond)`` gets ``cond``
+    (e.g. a caption's token states, one row per row of ``x``) when one is given.
     """
 
     def __init__(self, net: nn.Module, sigma_data: float = 0.5, sigma_min: float = 0.002, label_scale: float = 1.0):
@@ -73,11 +75,14 @@ class EDMDenoiser(nn.Module):
         c_out = skip_sigma * self.sigma_data / total
         return c_skip, c_out, 1.0 / total, sigma.log() / 4
 
-    def forward(self, x: torch.Tensor, sigma, shifted: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma, shifted: bool = False, cond: torch.Tensor | None = None) -> torch.Tensor:
         sigma = _per_row(sigma, x)
         c_skip, c_out, c_in, c_noise = self.preconditioning(sigma, shifted)
         c_skip, c_out, c_in = (_over_sample_dims(c, x) for c in (c_skip, c_out, c_in))
-        out = c_out * self.net(c_in * x, c_noise * self.label_scale)
+        if cond is None:
+            out = c_out * self.net(c_in * x, c_noise * self.label_scale)
+        else:
+            out = c_out * self.net(c_in * x, c_noise * self.label_scale, cond)
         if shifted:
             # At sigma_min, c_out is exactly 0 and c_skip exactly 1: mask the network's term so
             # that D(x, sigma_min) is x bit for bit even where F returns inf or NaN.
@@ -94,12 +99,14 @@ def log_normal_sigmas(n: int, p_mean: float, p_std: float, generator: torch.Gene
 
 
 def edm_loss(denoiser: Denoiser, x0: torch.Tensor, p_mean: float = -1.2, p_std: float = 1.2,
-             generator: torch.Generator | None = None, sigma_data: float | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, sigma_data: float | None = None,
+             cond: torch.Tensor | None = None) -> torch.Tensor:
     """EDM's denoising loss ``E_{sigma, eps} lambda(sigma) mean_dims (D(x0 + sigma eps, sigma) - x0)^2``.
 
     ``ln sigma ~ N(p_mean, p_std^2)``, ``lambda = (sigma^2 + sd^2) / (sigma sd)^2`` (unit weight on
     the network's own output scale); mean over the batch. The draws: ``sigma`` first, then ``eps``.
-    ``sigma_data`` defaults to ``denoiser.sigma_data`` (give it for a plain callable).
+    ``sigma_data`` defaults to ``denoiser.sigma_data`` (give it for a plain callable). ``cond``
+    (one row per row of ``x0``) is passed on as ``denoiser(x, sigma, cond=cond)``; the draws are the same.
     """
     sd = getattr(denoiser, "sigma_data", None) if sigma_data is None else sigma_data
     if sd is None or sd <= 0:
@@ -108,18 +115,93 @@ def edm_loss(denoiser: Denoiser, x0: torch.Tensor, p_mean: float = -1.2, p_std: 
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_sigma = x0 + _over_sample_dims(sigma, x0) * eps
     weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
-    per_sample = ((denoiser(x_sigma, sigma) - x0) ** 2).flatten(1).mean(1)
+    estimate = denoiser(x_sigma, sigma) if cond is None else denoiser(x_sigma, sigma, cond=cond)
+    per_sample = ((estimate - x0) ** 2).flatten(1).mean(1)
     return torch.mean(weight * per_sample)
 
 
 def train_edm(denoiser: nn.Module, data: torch.Tensor, *, steps: int, batch_size: int, lr: float = 1e-3,
               p_mean: float = -1.2, p_std: float = 1.2, seed: int = 0, desc: str = "EDM training",
-              on_step: Callable[[int], None] | None = None) -> list[float]:
+              on_step: Callable[[int], None] | None = None, conditions: torch.Tensor | None = None,
+              null_condition: torch.Tensor | None = None, cond_dropout: float = 0.0) -> list[float]:
     """Adam on :func:`edm_loss`, minibatches drawn with replacement from ``data`` (the loop of
-    :func:`train_minibatches`; ``on_step`` is described there). Returns the loss of every step. No EMA."""
+    :func:`train_minibatches`; ``on_step`` is described there). Returns the loss of every step. No EMA.
+
+    ``conditions`` (one row per data row) trains a conditional denoiser ``D(x, sigma, cond)``. With
+    ``cond_dropout > 0`` each row's condition is replaced by ``null_condition`` (shape
+    ``conditions.shape[1:]``) with that probability, so the one network also learns the
+    unconditional denoiser that classifier-free guidance (:func:`guided`) needs. The dropout
+    draw (one uniform per row, whatever the rate) comes after the minibatch indices and before
+    the loss's own draws, and only when conditions are given: without them every draw is as before.
+    """
+    if conditions is None:
+        if null_condition is not None or cond_dropout != 0:
+            raise ValueError("null_condition and cond_dropout need conditions")
+    else:
+        if not 0 <= cond_dropout < 1:
+            raise ValueError(f"cond_dropout must lie in [0, 1) (the probability of dropping a row's "
+                             f"condition), got {cond_dropout}")
+        if cond_dropout > 0 and null_condition is None:
+            raise ValueError("cond_dropout > 0 needs a null_condition (the unconditional input, e.g. the "
+                             "empty caption's states)")
+        if null_condition is not None and tuple(null_condition.shape) != tuple(conditions.shape[1:]):
+            raise ValueError(f"null_condition must have the shape of one condition, {tuple(conditions.shape[1:])}, "
+                             f"got {tuple(null_condition.shape)}")
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
-    return train_minibatches(denoiser, data, lambda batch, gen, _: edm_loss(denoiser, batch, p_mean, p_std, gen),
-                             opt, steps=steps, batch_size=batch_size, seed=seed, desc=desc, on_step=on_step)
+    if conditions is None:
+        return train_minibatches(denoiser, data, lambda batch, gen, _: edm_loss(denoiser, batch, p_mean, p_std, gen),
+                                 opt, steps=steps, batch_size=batch_size, seed=seed, desc=desc, on_step=on_step)
+
+    null = None if null_condition is None else null_condition.to(next(denoiser.parameters()).device)
+
+    def conditional_loss(batch: torch.Tensor, gen: torch.Generator, _, cond: torch.Tensor) -> torch.Tensor:
+        dropped = torch.rand(len(batch), generator=gen, device=batch.device) < cond_dropout
+        if null is not None:
+            cond = torch.where(dropped.reshape((-1,) + (1,) * (cond.ndim - 1)), null.to(cond.dtype), cond)
+        return edm_loss(denoiser, batch, p_mean, p_std, gen, cond=cond)
+
+    return train_minibatches(denoiser, data, conditional_loss, opt, steps=steps, batch_size=batch_size, seed=seed,
+                             desc=desc, on_step=on_step, conditions=conditions)
+
+
+def guided(denoiser: Callable[..., torch.Tensor], cond: torch.Tensor, null_cond: torch.Tensor,
+           scale: float) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans, 2022) as a plain denoiser ``(x, sigma) -> x0-estimate``
+    for :func:`heun_sample` / :func:`euler_sample`:
+
+        D_w(x, sigma) = D(x, sigma, null) + w (D(x, sigma, cond) - D(x, sigma, null)),
+
+    ``w = scale``: 0 is the unconditional denoiser, 1 the conditional one, ``w > 1`` pushes the
+    estimate further along the direction the condition adds. Both terms come from ONE call of
+    ``denoiser(x, sigma, cond=...)`` on ``[x; x]`` with ``[cond; null]``; at ``w = 0`` or ``w = 1`` only
+    the term needed is computed (the other has weight 0), so those are exactly the plain denoisers.
+    ``cond`` has one row per sample; ``null_cond`` is one condition (shape ``cond.shape[1:]``),
+    broadcast to the batch, or one per row.
+    """
+    scale = float(scale)
+    if not math.isfinite(scale) or scale < 0:
+        raise ValueError(f"guidance scale must be finite and >= 0 (0: unconditional, 1: conditional, "
+                         f">1: guided), got {scale}")
+    if null_cond.shape == cond.shape[1:]:
+        null_cond = null_cond.unsqueeze(0).expand_as(cond)
+    elif null_cond.shape != cond.shape:
+        raise ValueError(f"null_cond must have shape {tuple(cond.shape[1:])} (one condition) or "
+                         f"{tuple(cond.shape)} (one per row), got {tuple(null_cond.shape)}")
+    null_cond = null_cond.to(cond.dtype)
+
+    def denoise(x: torch.Tensor, sigma) -> torch.Tensor:
+        if x.shape[0] != cond.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} rows, the guided denoiser has {cond.shape[0]} conditions")
+        sigma = _per_row(sigma, x)
+        if scale == 0:
+            return denoiser(x, sigma, cond=null_cond)
+        if scale == 1:
+            return denoiser(x, sigma, cond=cond)
+        both = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([cond, null_cond]))
+        conditional, unconditional = both.chunk(2)
+        return unconditional + scale * (conditional - unconditional)
+
+    return denoise
 
 
 def _karras_grid(n_steps: int, sigma_min, sigma_max, rho: float) -> torch.Tensor:

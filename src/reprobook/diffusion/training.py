@@ -39,13 +39,15 @@ def check_training_inputs(data: torch.Tensor, steps: int, batch_size: int) -> No
         raise ValueError("data contains NaN or infinite values")
 
 
-BatchLoss = Callable[[torch.Tensor, torch.Generator, int], torch.Tensor]
+# batch_loss(batch, generator, step), or batch_loss(batch, generator, step, condition_batch) with conditions
+BatchLoss = Callable[..., torch.Tensor]
 
 
 def train_minibatches(model: torch.nn.Module, data: torch.Tensor, batch_loss: BatchLoss,
                       optimizer: torch.optim.Optimizer, *, steps: int, batch_size: int, seed: int = 0,
                       scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, desc: str = "training",
-                      on_step: Callable[[int], None] | None = None) -> list[float]:
+                      on_step: Callable[[int], None] | None = None,
+                      conditions: torch.Tensor | None = None) -> list[float]:
     """The minibatch loop every objective here shares; returns the loss of every step.
 
     Each step draws ``batch_size`` rows of ``data`` with replacement (``randint`` on a generator
@@ -54,16 +56,28 @@ def train_minibatches(model: torch.nn.Module, data: torch.Tensor, batch_loss: Ba
     then takes one optimizer (and scheduler) step. ``on_step(completed_steps)``, if given, runs
     after each step with the model in eval mode (e.g. to evaluate checkpoints); training mode is
     restored afterwards. The model is left in eval mode.
+
+    ``conditions`` (optional, one row per row of ``data``, e.g. caption embeddings): the same rows
+    as the batch's are passed on, ``batch_loss(batch, generator, step, condition_batch)``; without
+    them the call keeps its three arguments. The draws are the same either way.
     """
     check_training_inputs(data, steps, batch_size)
+    if conditions is not None and len(conditions) != len(data):
+        raise ValueError(f"conditions must have one row per data row: got {len(conditions)} for {len(data)}")
+    if conditions is not None and conditions.is_floating_point() and not torch.isfinite(conditions).all():
+        raise ValueError("conditions contain NaN or infinite values")
     device = next(model.parameters()).device
     data = data.to(device)
+    conditions = None if conditions is None else conditions.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     model.train()
     losses = []
     for step in progress(range(steps), desc=desc, leave=False):
         idx = torch.randint(0, len(data), (batch_size,), generator=generator, device=device)
-        loss = batch_loss(data[idx], generator, step)
+        if conditions is None:
+            loss = batch_loss(data[idx], generator, step)
+        else:
+            loss = batch_loss(data[idx], generator, step, conditions[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -19,6 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .objective import Objective
+
 #: A token-level loss: logits over the target slice ``[B, T, V]`` and the target ids ``[T]`` -> ``[B]``.
 TokenLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -49,8 +51,9 @@ def context_length(model) -> int | None:
 
 
 @dataclass
-class PromptProblem:
-    """One optimization problem: ``model`` must produce ``target`` after ``before + free + after``.
+class PromptProblem(Objective):
+    """One optimization problem: ``model`` must produce ``target`` after ``before + free + after``;
+    an :class:`~reprobook.discrete.objective.Objective` whose success is an exact greedy match.
 
     ``allowed`` is a boolean mask over the vocabulary of the ids a free token
     may take (see :func:`allowed_token_mask`); ``loss`` is any token-level loss
@@ -67,7 +70,6 @@ class PromptProblem:
     def __post_init__(self):
         self.device = next(self.model.parameters()).device
         self.embedding = self.model.get_input_embeddings()
-        self.vocab_size = self.embedding.weight.shape[0]
         self.target = _as_ids("target", self.target, self.device)
         self.before = _as_ids("before", self.before, self.device)
         self.after = _as_ids("after", self.after, self.device)
@@ -76,12 +78,11 @@ class PromptProblem:
         for name, ids in (("target", self.target), ("before", self.before), ("after", self.after)):
             if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
                 raise ValueError(f"{name} has token ids outside the model's vocabulary [0, {self.vocab_size})")
-        if self.allowed is None:
-            self.allowed = torch.ones(self.vocab_size, dtype=torch.bool)
-        self.allowed = torch.as_tensor(self.allowed, dtype=torch.bool, device=self.device)
-        if self.allowed.shape != (self.vocab_size,) or not self.allowed.any():
-            raise ValueError(f"allowed must be a boolean mask of length {self.vocab_size} with at least one True")
-        self.allowed_ids = self.allowed.nonzero().squeeze(1)
+        self.set_allowed(self.allowed)
+
+    @property
+    def embedding_weight(self) -> torch.Tensor:
+        return self.embedding.weight
 
     def check_length(self, n_free: int) -> None:
         """A clear error when ``n_free`` free tokens plus the template and target exceed the context."""
@@ -93,6 +94,9 @@ class PromptProblem:
             raise ValueError(
                 f"template ({self.before.numel() + self.after.numel()} ids) + {n_free} free tokens + target "
                 f"({self.target.numel()} ids) = {total} tokens, longer than the model's context of {limit}")
+
+    def max_free(self) -> int | None:
+        return self.free_room()
 
     def free_room(self) -> int | None:
         """How many free tokens fit in the model's context with the template and target (None: no limit)."""
@@ -127,17 +131,13 @@ class PromptProblem:
                 exact.append((logits.argmax(-1) == self.target).all(dim=1))
         return torch.cat(losses), torch.cat(exact)
 
-    def one_hot_gradient(self, free: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """Gradient of the loss w.r.t. the one-hot encoding of the free tokens
-        ``[n, V]`` (GCG's linear approximation of swapping a token), and the loss."""
-        weight = self.embedding.weight
-        one_hot = F.one_hot(free, self.vocab_size).to(weight.dtype).requires_grad_(True)
-        free_embeds = one_hot @ weight
-        embeds = torch.cat([self.embedding(self.before), free_embeds, self.embedding(self.after),
-                            self.embedding(self.target)]).unsqueeze(0)
-        loss = self.loss(self.target_logits(inputs_embeds=embeds), self.target)[0]
-        (grad,) = torch.autograd.grad(loss, one_hot)
-        return grad, float(loss.detach())
+    def loss_from_embeds(self, free_embeds: torch.Tensor) -> torch.Tensor:
+        """Loss ``[B]`` of free tokens given as embeddings ``[B, n, d]``: the template's and the
+        target's embeddings around them, the same body and output slice as ``evaluate``."""
+        b = free_embeds.shape[0]
+        parts = [self.embedding(ids).expand(b, -1, -1) for ids in (self.before, self.after, self.target)]
+        embeds = torch.cat([parts[0], free_embeds, parts[1], parts[2]], dim=1)
+        return self.loss(self.target_logits(inputs_embeds=embeds), self.target)
 
 
 def allowed_token_mask(tokenizer, vocab_size: int | None = None, *, ascii_only: bool = True,

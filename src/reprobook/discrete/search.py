@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..common import progress
-from .problem import PromptProblem
+from .objective import Objective
 
 
 @dataclass
@@ -33,7 +33,7 @@ class SearchResult:
     losses: list[float] = field(default_factory=list)  # loss of the current prompt after each step
 
 
-def random_free_tokens(problem: PromptProblem, n_free: int, generator: torch.Generator) -> torch.Tensor:
+def random_free_tokens(problem: Objective, n_free: int, generator: torch.Generator) -> torch.Tensor:
     """``n_free`` ids drawn uniformly from the allowed tokens."""
     idx = torch.randint(len(problem.allowed_ids), (n_free,), generator=generator)
     return problem.allowed_ids.cpu()[idx].to(problem.device)
@@ -63,7 +63,7 @@ def sample_candidates(current: torch.Tensor, proposals: torch.Tensor | None, all
     return candidates.to(current.device)
 
 
-def _search(problem: PromptProblem, init: torch.Tensor, num_steps: int, batch_size: int, top_k: int | None,
+def _search(problem: Objective, init: torch.Tensor, num_steps: int, batch_size: int, top_k: int | None,
             generator: torch.Generator, eval_batch_size: int, show_progress: bool, desc: str) -> SearchResult:
     init = torch.as_tensor(init, dtype=torch.long, device=problem.device)
     problem.check_length(init.numel())
@@ -96,7 +96,7 @@ def _search(problem: PromptProblem, init: torch.Tensor, num_steps: int, batch_si
     return SearchResult(best, best_loss, False, num_steps, evaluated, losses)
 
 
-def gcg(problem: PromptProblem, init: torch.Tensor, num_steps: int, *, top_k: int = 250, batch_size: int = 100,
+def gcg(problem: Objective, init: torch.Tensor, num_steps: int, *, top_k: int = 250, batch_size: int = 100,
         generator: torch.Generator | None = None, eval_batch_size: int = 512,
         show_progress: bool = False) -> SearchResult:
     """Greedy coordinate gradient from the free ids ``init`` (reference defaults: top-k 250, batch 100)."""
@@ -106,7 +106,7 @@ def gcg(problem: PromptProblem, init: torch.Tensor, num_steps: int, *, top_k: in
     return _search(problem, init, num_steps, batch_size, top_k, generator, eval_batch_size, show_progress, "GCG")
 
 
-def random_search(problem: PromptProblem, init: torch.Tensor, num_steps: int, *, batch_size: int = 100,
+def random_search(problem: Objective, init: torch.Tensor, num_steps: int, *, batch_size: int = 100,
                   generator: torch.Generator | None = None, eval_batch_size: int = 512,
                   show_progress: bool = False) -> SearchResult:
     """The ablation: the same loop with uniform replacement tokens instead of the gradient's top-k."""

@@ -182,6 +182,45 @@ class ClipModel:
         self.model.train(was_training)
         return out
 
+    def text_hidden(self, token_embeds: torch.Tensor, n_layers: int | None = None) -> torch.Tensor:
+        """The text tower from token *embeddings* ``[n, L, width]`` (``L`` = the context length):
+        positional embedding, the first ``n_layers`` blocks (all by default) under the causal mask,
+        then ``ln_final``. Works for soft (non-vocabulary) embeddings, which ids cannot express."""
+        model, ctx = self.model, self.tokenizer.context_length
+        if token_embeds.ndim != 3 or token_embeds.shape[1] != ctx:
+            raise ValueError(f"token_embeds must have shape (n, {ctx}, width), got {tuple(token_embeds.shape)}")
+        blocks = model.transformer.resblocks
+        n_layers = len(blocks) if n_layers is None else n_layers
+        if not 0 <= n_layers <= len(blocks):
+            raise ValueError(f"n_layers must lie in [0, {len(blocks)}], got {n_layers}")
+        x = token_embeds + model.positional_embedding.to(token_embeds.dtype)
+        batch_first = getattr(model.transformer, "batch_first", True)
+        x = x if batch_first else x.transpose(0, 1)
+        for block in blocks[:n_layers]:
+            x = block(x, attn_mask=model.attn_mask)
+        x = x if batch_first else x.transpose(0, 1)
+        return model.ln_final(x)
+
+    def encode_embeddings(self, token_embeds: torch.Tensor, eos_index: int | torch.Tensor) -> torch.Tensor:
+        """Text embeddings (not normalized) from token embeddings, pooled at ``eos_index`` (one
+        index, or one per row) and projected: ``encode_ids`` for rows that are real tokens."""
+        hidden = self.text_hidden(token_embeds)
+        rows = torch.arange(len(hidden), device=hidden.device)
+        pooled = hidden[rows, torch.as_tensor(eos_index, device=hidden.device).expand(len(hidden))]
+        proj = self.model.text_projection
+        if proj is None:
+            return pooled
+        return proj(pooled) if isinstance(proj, nn.Linear) else pooled @ proj
+
+    def token_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """What Stable Diffusion 2.x conditions on: the states of every position after the
+        *penultimate* block, through ``ln_final`` (open_clip's embedder with layer="penultimate"),
+        ``[n, context_length, width]``. Not the pooled, projected embedding of :meth:`encode_ids`."""
+        if ids.ndim != 2 or ids.shape[1] != self.tokenizer.context_length:
+            raise ValueError(f"ids must have shape (n, {self.tokenizer.context_length}), got {tuple(ids.shape)}")
+        embeds = self.model.token_embedding(ids.to(self.device))
+        return self.text_hidden(embeds, n_layers=len(self.model.transformer.resblocks) - 1)
+
     def text_state(self) -> dict[str, torch.Tensor]:
         """A copy of the text transformer's weights (for weight averaging and resets)."""
         return {k: v.detach().clone() for k, v in self.model.transformer.state_dict().items()}

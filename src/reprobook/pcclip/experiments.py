@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from ..claims import paired_verdict  # noqa: F401 (the chapter calls ex.paired_verdict)
 from ..common import progress
 from ..models.clip import ClipModel, load_open_clip, tiny_clip, train_clip, train_clip_tokenizer
 from ..world import (ATTRIBUTES, COMPARATIVE_WORDS, HELD_OUT_PAIRS, VALUES, Scenes, attribute_prompt, caption,
@@ -407,17 +408,3 @@ def paired(df: pd.DataFrame, column: str, arm: str, other: str) -> np.ndarray:
     a = df[df.arm == arm].set_index("replicate")[column]
     b = df[df.arm == other].set_index("replicate")[column]
     return (a - b.reindex(a.index)).to_numpy()
-
-
-def paired_verdict(differences, margin: float = 0.0, z: float = 2.0) -> tuple[float, float, bool | str]:
-    """Mean and standard error of per-replicate differences (arm minus comparison) and the verdict
-    of the rule fixed before the run: ``True`` when mean - z se > margin, ``False`` when
-    mean + z se < margin, else ``"inconclusive"``."""
-    d = np.asarray(differences, dtype=float)
-    mean = float(d.mean())
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
-    if mean - z * se > margin:
-        return mean, se, True
-    if mean + z * se < margin:
-        return mean, se, False
-    return mean, se, "inconclusive"

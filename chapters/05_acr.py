@@ -112,12 +112,18 @@ chapter_start = time.perf_counter()
 # ablation, proposes uniformly random tokens instead.
 #
 # `PromptProblem` holds the model, the fixed template, the target and any
-# token-level loss; the one-hot gradient is an autograd call through the
-# embedding matrix:
+# token-level loss. It is one implementation of `reprobook.discrete`'s
+# objective interface (chapter 08's CLIP similarity is another): the
+# one-hot gradient is an autograd call through the embedding matrix and the
+# objective's loss of embeddings:
 
 # %% [markdown]
+# ```{literalinclude} ../../src/reprobook/discrete/objective.py
+# :pyobject: Objective.one_hot_gradient
+# ```
+#
 # ```{literalinclude} ../../src/reprobook/discrete/problem.py
-# :pyobject: PromptProblem.one_hot_gradient
+# :pyobject: PromptProblem.loss_from_embeds
 # ```
 #
 # Candidates are evaluated with the model's body on the whole sequence and

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from reprobook.common import REPO_ROOT, best_time, resolve_device, save_results
-from reprobook.discrete import ClipImageObjective, autodan_append, gcg, pez, random_free_tokens, random_search
+from reprobook.discrete import ClipImageObjective, random_free_tokens
 from reprobook.prompt_inversion import data as d
 from reprobook.prompt_inversion import experiments as ex
 from reprobook.prompt_inversion.captioner import Captioner
@@ -50,17 +50,12 @@ def candidate_rate(name, clip, target, batch, n_free, repeats):
     return row
 
 
-def seconds_per_prompt(world, cfg, target, captioner):
+def seconds_per_prompt(world, target, captioner):
     objective = ClipImageObjective(world.proxy, target)
     gen = torch.Generator().manual_seed(0)
     init = random_free_tokens(objective, 8, gen)
-    runs = {
-        "GCG": lambda: gcg(objective, init, cfg.gcg_steps, top_k=cfg.gcg_top_k, batch_size=cfg.gcg_batch, generator=gen),
-        "random": lambda: random_search(objective, init, cfg.random_steps, batch_size=cfg.random_batch, generator=gen),
-        "PEZ": lambda: pez(objective, init, cfg.pez_steps),
-        "AutoDAN w=1": lambda: autodan_append(objective, 8, batch_size=cfg.autodan_batch, weight=1.0, prior=world.prior),
-        "captioner": lambda: captioner(target[None], np.random.default_rng(0)),
-    }
+    runs = {**ex.optimizer_runs(world, objective, init, 8, gen),
+            "captioner": lambda: captioner(target[None], np.random.default_rng(0))}
     out = {}
     for method, run in runs.items():
         start = time.perf_counter()
@@ -97,7 +92,7 @@ def main() -> None:
         rows += [candidate_rate(f"{args.open_clip} (random weights)", big, target, b, 16, args.repeats)
                  for b in args.batches]
     captioner = Captioner(cfg.image_size, ex.world_values(cfg))
-    per_prompt = seconds_per_prompt(world, cfg, target, captioner)
+    per_prompt = seconds_per_prompt(world, target, captioner)
     path = save_results(args.output, {"rows": rows, "per_prompt": per_prompt, "device": device}, preset="benchmark",
                         params=vars(args))
     print(f"saved {path}")

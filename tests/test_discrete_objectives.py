@@ -141,14 +141,15 @@ def test_autodan_prior_picks_the_candidates(objective):
     assert wide.free.numel() == 3 and wide.candidates == 2 + 4 + 4
 
 
-def test_autodan_on_a_language_model_problem():
+def test_autodan_on_a_language_model_problem_is_greedy_exhaustive_too():
     from reprobook.models import tiny_llama
 
     model = tiny_llama(16, d_model=16, n_layers=1, n_heads=2, context=12, seed=0)
     problem = PromptProblem(model, target=[5, 6])
-    res = autodan_append(problem, 2, batch_size=16, weight=0.0)
-    grid = torch.cartesian_prod(problem.allowed_ids, problem.allowed_ids)
-    assert res.loss >= float(problem.evaluate(grid)[0].min()) - 1e-6  # never below the brute-force optimum
+    res = autodan_append(problem, 3, batch_size=16, weight=0.0)
+    prompt, loss = greedy_exhaustive(problem, 3)
+    assert res.free.tolist() == prompt
+    assert math.isclose(res.loss, loss, rel_tol=1e-6)
 
 
 def test_bigram_prior_counts():

@@ -57,7 +57,7 @@ def test_noisy_captions_carry_doc_words_at_the_rate():
     cfg = Config()
     rng = np.random.default_rng(0)
     scenes = d.training_scenes(cfg, 2000, rng, [])
-    words = d.distractor_words(0)
+    words = d.distractor_words()
     clean = d.noisy_captions(scenes, np.random.default_rng(5), replace(cfg, distractor_rate=0.0), words)
     noisy = d.noisy_captions(scenes, np.random.default_rng(5), cfg, words)
     rate = np.mean([a != b for a, b in zip(clean, noisy)])

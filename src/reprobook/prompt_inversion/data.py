@@ -45,7 +45,7 @@ def training_scenes(cfg: Config, n: int, rng: np.random.Generator, heldout) -> S
     return scenes_of(cfg, [allowed[i] for i in rng.integers(len(allowed), size=n)], rng)
 
 
-def distractor_words(seed: int) -> list[str]:
+def distractor_words() -> list[str]:
     """Lower-case alphabetic words of Python's docs: the alt-text noise."""
     words = {w.lower() for p in python_docs_paragraphs() for w in p.split() if w.isalpha() and 3 <= len(w) <= 10}
     return sorted(words)

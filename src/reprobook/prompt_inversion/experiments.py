@@ -53,7 +53,7 @@ def build_world(cfg: Config, seed: int, device: str = "cpu") -> World:
     """The tokenizer (BPE on captions and Python's docs), the proxy CLIP and the held-out CLIP
     (chapter 07's recipe; another seed and other data), and the bigram prior of the captions."""
     heldout = d.heldout_combos(cfg, seed)
-    words = d.distractor_words(seed)
+    words = d.distractor_words()
     rng = d.split_rng(seed, "tokenizer")
     captions = d.noisy_captions(d.training_scenes(cfg, 5000, rng, heldout), rng, cfg, words)
     tokenizer = train_clip_tokenizer(captions + python_docs_paragraphs(), cfg.vocab_size, cfg.context_length)
@@ -171,6 +171,23 @@ def _decode(clip: ClipModel, ids) -> str:
     return clip.tokenizer.decode([int(i) for i in ids])
 
 
+def optimizer_runs(world: World, objective: ClipImageObjective, init: torch.Tensor, n_free: int,
+                   gen: torch.Generator) -> dict:
+    """Each optimizer at the config's budget, as a call returning its ``SearchResult`` (all from
+    the same random prompt ``init``; GCG and random search draw their candidates from ``gen``)."""
+    cfg = world.cfg
+    return {
+        "GCG": lambda: gcg(objective, init, cfg.gcg_steps, top_k=cfg.gcg_top_k, batch_size=cfg.gcg_batch,
+                           generator=gen),
+        "random": lambda: random_search(objective, init, cfg.random_steps, batch_size=cfg.random_batch,
+                                        generator=gen),
+        "PEZ": lambda: pez(objective, init, cfg.pez_steps),
+        "AutoDAN w=1": lambda: autodan_append(objective, n_free, batch_size=cfg.autodan_batch,
+                                              weight=cfg.autodan_weight, prior=world.prior),
+        "AutoDAN w=0": lambda: autodan_append(objective, n_free, batch_size=cfg.autodan_batch, weight=0.0),
+    }
+
+
 def invert(world: World, targets: Targets, captioner: Captioner, n_free: int) -> list[Inversion]:
     """Every method on every target. The optimizers start from the same random prompt per target
     (which is also the "random prompt" baseline)."""
@@ -181,16 +198,7 @@ def invert(world: World, targets: Targets, captioner: Captioner, n_free: int) ->
         objective = ClipImageObjective(proxy, targets.images[i])
         gen = torch.Generator().manual_seed(world.seed * 1000 + i)
         init = random_free_tokens(objective, n_free, gen)
-        runs = {
-            "GCG": lambda: gcg(objective, init, cfg.gcg_steps, top_k=cfg.gcg_top_k, batch_size=cfg.gcg_batch,
-                               generator=gen),
-            "random": lambda: random_search(objective, init, cfg.random_steps, batch_size=cfg.random_batch,
-                                            generator=gen),
-            "PEZ": lambda: pez(objective, init, cfg.pez_steps),
-            "AutoDAN w=1": lambda: autodan_append(objective, n_free, batch_size=cfg.autodan_batch,
-                                                  weight=cfg.autodan_weight, prior=world.prior),
-            "AutoDAN w=0": lambda: autodan_append(objective, n_free, batch_size=cfg.autodan_batch, weight=0.0),
-        }
+        runs = optimizer_runs(world, objective, init, n_free, gen)
         for method, run in runs.items():
             start = time.perf_counter()
             res = run()
@@ -379,7 +387,8 @@ def captioner_sweep(world: World, generator, targets: Targets, scores: pd.DataFr
                      "attribute agreement": float(agree)})
     table = scores.groupby("method")["attribute agreement"].mean()
     best = max(OPTIMIZERS, key=lambda m: table[m])
-    rows.append({"prompts from": "captioner (chapter's, 2000 images)", "attributes read right on targets": np.nan,
+    rows.append({"prompts from": f"captioner (chapter's, {cfg.captioner_images} images)",
+                 "attributes read right on targets": np.nan,
                  "attribute agreement": float(table["captioner"])})
     rows.append({"prompts from": f"best optimizer ({best})", "attributes read right on targets": np.nan,
                  "attribute agreement": float(table[best])})

@@ -3,10 +3,12 @@
 
 Two ways in for the text:
 
-* ``"pooled"``: a learned query attends over the L token states; the result, mapped to the
-  U-Net's time-embedding width, is added to the time embedding (``UNet2DModel`` with
-  ``class_embed_type="identity"``), so it shifts every residual block's features. One vector per
-  caption, but a learned one over all tokens, not CLIP's fixed EOS pooling. Cheap on a CPU.
+* ``"pooled"``: a few learned queries attend over the L token states. Their result is mapped (a)
+  to the U-Net's time-embedding width and enters through it (``UNet2DModel`` with
+  ``class_embed_type="identity"``), scaling and shifting every residual block's features (FiLM),
+  and (b) to a coarse spatial map fed as extra input channels, since a global vector cannot say
+  *where* in a translation-equivariant U-Net. Learned pooling over all tokens, not CLIP's fixed
+  EOS pooling. Cheap on a CPU.
 * ``"cross-attention"``: every position of the coarsest level attends to all token states
   (``UNet2DConditionModel`` with cross-attention blocks), SD's own mechanism, which can put
   different words at different places in the image. Slower.
@@ -28,7 +30,8 @@ class TextConditionedUNet(nn.Module):
     """``net(x, noise_label, states) -> [n, channels, size, size]`` for EDM's :class:`EDMDenoiser`.
 
     ``states`` are a text tower's token states ``[n, L, text_width]``; ``widths`` the channels of
-    the U-Net's levels (the image is halved between levels); ``heads`` those of the pooling attention.
+    the U-Net's levels (the image is halved between levels); ``heads`` and ``queries`` those of the
+    pooling attention; ``film`` lets the time embedding scale as well as shift the features.
     """
 
     def __init__(self, size: int, text_width: int, channels: int = 3, widths: tuple[int, ...] = (32, 64),

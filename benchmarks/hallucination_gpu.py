@@ -1,6 +1,19 @@
-"""GPU check of chapter 03: the 2D experiments (grid and diamond) at the ``full`` preset.
+"""GPU check and GPU study of chapter 03.
 
-Needs an NVIDIA GPU (PyTorch with CUDA). One command, a few minutes on a recent GPU:
+The check, run with every other chapter's by ``make gpu-check`` (results/hallucination/gpu.json,
+which chapter 03 shows), or alone:
+
+    python -m reprobook.gpucheck --only hallucination           # about 55 s on an H200
+    python -m reprobook.gpucheck --only hallucination --smoke   # toy size on the CPU
+
+1. correctness: the toy denoiser (width 128) and the shapes U-Net (64 px, widths 64/128/256)
+   give on the device what they give on the CPU (float32, TF32 off; relative 1e-4);
+2. the 25-mode grid at the full preset's width and batch (10,000) for 3,000 steps, then
+   20,000 samples along the chain from the cpu preset's start: time per step, the samples finite, and the
+   out-of-support rate.
+
+The study: the 2D experiments (grid and diamond) at the ``full`` preset, a few minutes on
+a recent GPU:
 
     python benchmarks/hallucination_gpu.py
 
@@ -27,14 +40,47 @@ import torch
 
 from reprobook.chapters import get_chapter
 from reprobook.common import REPO_ROOT, resolve_device, save_results, seed_everything
+from reprobook.diffusion.models import ToyDenoiser, UNetDenoiser
+from reprobook.gpucheck import forward_difference
 from reprobook.hallucination import experiments as ex
 from reprobook.hallucination.metrics import (auroc, chance_toward_a_neighbour, distance_in_sigmas, operating_point,
                                              toward_a_neighbour, trajectory_variance)
 
 
-def run_2d(cfg, seed: int, device: str) -> list[dict]:
+TOLERANCE = 1e-4  # relative, float32 with TF32 off
+
+
+def gpu_check(device: str, smoke: bool, deadline) -> dict:
+    # Both start the chain where the cpu preset does (start_tol 1e-4): a tenth of the full run's steps
+    # (or 100 in the smoke run) does not learn the first, pure-noise steps, and the sampler stops on NaN.
+    preset, overrides = (("cpu", {"steps_2d": 100, "n_samples_2d": 300, "n_train_2d": 3_000, "batch": 256}) if smoke
+                         else ("full", {"steps_2d": 3_000, "n_samples_2d": 20_000, "start_tol": 1e-4}))
+    cfg = get_chapter("hallucination").config(preset, overrides)
+    gen = torch.Generator().manual_seed(0)
+    toy = ToyDenoiser(2, cfg.width, cfg.n_blocks, cfg.share_blocks)
+    size = 16 if smoke else cfg.shape_height
+    unet = UNetDenoiser(size, 3, (8, 16) if smoke else cfg.unet_widths)
+    points, steps = torch.randn(512, 2, generator=gen), torch.randint(0, 1000, (512,), generator=gen)
+    images = torch.randn(4, 3, size, size, generator=gen)
+    differences = {"toy_denoiser": forward_difference(toy, (points, steps), device),
+                   "unet": forward_difference(unet, (images, torch.tensor([10, 200, 500, 900])), device)}
+    print(differences, flush=True)
+    seed_everything(0)
+    row = run_2d(cfg, 0, device, datasets=("grid",))[0]
+    finite = bool(row.pop("finite"))
+    passed = max(differences.values()) <= TOLERANCE and finite
+    figure = (f"denoisers equal the CPU's within {max(differences.values()):.1e}; grid: "
+              f"{1e3 * row['train_seconds'] / cfg.steps_2d:.1f} ms/step at batch {cfg.batch}, samples "
+              f"{'finite' if finite else 'NOT finite'}, out of support {row['out_of_support']:.4f}")
+    return {"passed": passed, "key_figure": figure, "tolerance": TOLERANCE, "relative_difference": differences,
+            "samples_finite": finite, "grid": row, "preset": preset, "overrides": overrides}
+
+
+def run_2d(cfg, seed: int, device: str, datasets=("grid", "diamond")) -> list[dict]:
     rows = []
     for name, rotate in [("grid", False), ("diamond", True)]:
+        if name not in datasets:
+            continue
         mix = ex.grid_2d(cfg.sigma, rotate)
         start = time.perf_counter()
         model = ex.train_toy(ex.training_data(mix, cfg.n_train_2d, seed), cfg, seed, device, desc=f"2D {name}")
@@ -47,7 +93,8 @@ def run_2d(cfg, seed: int, device: str) -> list[dict]:
         hal = trajectory_variance(samples.x0_trajectory, cfg.hal_window)
         op = operating_point(hal, hallucinated, cfg.keep_in_support)
         rows.append({
-            "dataset": name, "samples": len(samples), "train_seconds": train_s, "sample_seconds": sample_s,
+            "dataset": name, "finite": bool(torch.isfinite(samples.x).all()), "samples": len(samples),
+            "train_seconds": train_s, "sample_seconds": sample_s,
             "out_of_support": float(hallucinated.mean()), "median_distance_sigmas": float(np.median(distance)),
             "toward_nearest_neighbour": float(toward_a_neighbour(samples.x[hallucinated], mix).mean())
             if hallucinated.any() else float("nan"),

@@ -1,4 +1,18 @@
-"""GPU check for chapter 06, saved to results/mohawk/gpu.json:
+"""GPU check and GPU study of chapter 06.
+
+The check, run with every other chapter's by ``make gpu-check`` (results/mohawk/gpu.json, which
+chapter 06 shows), or alone:
+
+    python -m reprobook.gpucheck --only mohawk           # about 50 s on an H200
+    python -m reprobook.gpucheck --only mohawk --smoke   # toy size on the CPU
+
+1. correctness: one SSD layer (SmolLM2's head shape, 9 x 64, state 64) at T = 2048 in float64:
+   the chunked scan on the device against the materialized matrix (1e-10), and in float32
+   against the CPU's scan (relative 1e-4);
+2. the scan against the materialized matrix at T in {1024, 4096, 16384}: time and peak
+   memory (as many lengths as the budget allows).
+
+The study, saved to results/mohawk/gpu_study.json:
 
 1. one SSD layer at long T (SmolLM2's head shape, 9 x 64): the chunked scan
    against the materialized matrix, time, peak memory and their difference;
@@ -22,7 +36,51 @@ import torch
 
 from reprobook.chapters import get_chapter
 from reprobook.common import REPO_ROOT, resolve_device, save_results, seed_everything
+from reprobook.gpucheck import relative_difference
 from reprobook.mohawk import experiments as ex
+from reprobook.mohawk.ssd import ssd_materialized, ssd_scan
+
+TOLERANCE_FLOAT64 = 1e-10  # absolute, scan vs matrix
+TOLERANCE_FLOAT32 = 1e-4  # relative, device vs CPU
+
+
+def ssd_inputs(T: int, heads: int, head_dim: int, state: int, dtype, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, T, heads, head_dim, generator=gen, dtype=dtype)
+    B, C = (torch.randn(1, T, heads, state, generator=gen, dtype=dtype) / state ** 0.5 for _ in range(2))
+    log_alpha = -torch.nn.functional.softplus(torch.randn(1, T, heads, generator=gen, dtype=dtype))
+    return x, log_alpha, B, C
+
+
+@torch.no_grad()
+def gpu_check(device: str, smoke: bool, deadline) -> dict:
+    heads, head_dim, state = (3, 8, 8) if smoke else (9, 64, 64)
+    T = 200 if smoke else 2048
+    inputs = [t.to(device) for t in ssd_inputs(T, heads, head_dim, state, torch.float64)]
+    scan_vs_matrix = float((ssd_scan(*inputs) - ssd_materialized(*inputs)).abs().max())
+    inputs32 = ssd_inputs(T, heads, head_dim, state, torch.float32)
+    device_vs_cpu = relative_difference(ssd_scan(*(t.to(device) for t in inputs32)), ssd_scan(*inputs32))
+    print({"scan_vs_matrix_float64": scan_vs_matrix, "device_vs_cpu_float32": device_vs_cpu}, flush=True)
+    bench, cut = [], []
+    for length in ([64, 256] if smoke else [1024, 4096, 16384]):  # 32768: the matrix alone is 39 GB
+        if not deadline.allows(0.3):
+            cut.append(length)
+            continue
+        bench += ex.scan_benchmark([length], n_heads=heads, head_dim=head_dim, state_size=state, chunk=64, repeats=3,
+                                   device=device)
+        print(bench[-1], flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    passed = scan_vs_matrix <= TOLERANCE_FLOAT64 and device_vs_cpu <= TOLERANCE_FLOAT32
+    longest = bench[-1] if bench else None
+    figure = f"scan == matrix within {scan_vs_matrix:.1e} (float64), device == CPU within {device_vs_cpu:.1e}"
+    if longest:
+        figure += (f"; T={longest['T']}: scan {1e3 * longest['scan_s']:.1f} ms, {longest['scan_mb']:.0f} MB vs matrix "
+                   f"{1e3 * longest['materialized_s']:.1f} ms, {longest['materialized_mb']:.0f} MB")
+    return {"passed": passed, "key_figure": figure, "tolerance_float64": TOLERANCE_FLOAT64,
+            "tolerance_float32": TOLERANCE_FLOAT32, "scan_vs_matrix_float64": scan_vs_matrix,
+            "device_vs_cpu_float32": device_vs_cpu, "head_shape": [heads, head_dim, state], "benchmark": bench,
+            "cut_lengths": cut}
 
 
 def main() -> None:
@@ -47,7 +105,7 @@ def main() -> None:
     study = ex.run_study(cfg, seed=args.seed, device=device)
     study["long_sequence_benchmark"] = bench
     study["gpu"] = torch.cuda.get_device_name() if device == "cuda" else "none"
-    path = save_results(REPO_ROOT / "results" / "mohawk" / "gpu.json", study, preset="long", params=cfg)
+    path = save_results(REPO_ROOT / "results" / "mohawk" / "gpu_study.json", study, preset="long", params=cfg)
     print({a["arm"]: round(a["kl"], 4) for a in study["arms"]}, f"{time.perf_counter() - start:.0f} s, saved {path}")
 
 

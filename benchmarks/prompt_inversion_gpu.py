@@ -1,4 +1,17 @@
-"""GPU check for chapter 08, saved to results/prompt_inversion/gpu.json:
+"""GPU check and GPU study of chapter 08.
+
+The check, run with every other chapter's by ``make gpu-check`` (results/prompt_inversion/gpu.json,
+which chapter 08 shows), or alone:
+
+    python -m reprobook.gpucheck --only prompt_inversion           # about 75 s on an H200
+    python -m reprobook.gpucheck --only prompt_inversion --smoke   # the tiny CLIP, batch 8, on the CPU
+
+1. correctness on ViT-B-32 with random weights: the CLIP objective's ids path equals its
+   embeddings path on the device, its one-hot gradient equals the CPU's (1e-4);
+2. candidates per second of the objective against a plain text forward at batches 256 and 512
+   on ViT-H-14 (SD 2.1's text encoder) when the budget allows building it, else on ViT-B-32.
+
+The study, saved to results/prompt_inversion/gpu_study.json:
 
 1. correctness on the GPU: the CLIP objective's ids path equals its embeddings path, and its
    one-hot gradient equals the CPU's, for an open_clip architecture with random weights;
@@ -16,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -25,14 +39,18 @@ import torch
 from reprobook.chapters import get_chapter
 from reprobook.common import REPO_ROOT, resolve_device, save_results, seed_everything
 from reprobook.discrete import ClipImageObjective
+from reprobook.gpucheck import device_time, relative_difference
 from reprobook.models.clip import load_open_clip
 from reprobook.prompt_inversion import experiments as ex
 
 
-def objective_checks(name: str, device: str, batches: list[int]) -> dict:
-    clip_cpu = load_open_clip(name, None, random_weights=True)
-    clip_dev = load_open_clip(name, None, device=device, random_weights=True)
-    clip_dev.model.load_state_dict(clip_cpu.model.state_dict())
+def objective_correctness(name: str, device: str) -> tuple[dict, ClipImageObjective]:
+    """The CLIP objective's ids path against its embeddings path on the device, and its one-hot
+    gradient against the CPU's, for an open_clip architecture with random weights."""
+    from pcclip_speed import build  # chapter 07's benchmark: the tiny CLIP or open_clip with random weights
+
+    clip_cpu = build(name, "cpu")
+    clip_dev = copy.deepcopy(clip_cpu).to(device)
     target = np.random.default_rng(0).random((1, 3, 64, 64)).astype(np.float32)
     obj_cpu, obj_dev = ClipImageObjective(clip_cpu, target), ClipImageObjective(clip_dev, target)
     free = obj_cpu.allowed_ids[torch.randint(len(obj_cpu.allowed_ids), (4, 16), generator=torch.Generator()
@@ -43,31 +61,54 @@ def objective_checks(name: str, device: str, batches: list[int]) -> dict:
     grad_dev, _ = obj_dev.one_hot_gradient(free[0].to(device))
     grad_cpu, _ = obj_cpu.one_hot_gradient(free[0])
     out = {"model": name, "ids_vs_embeds": float((by_ids - by_embeds).abs().max()),
-           "gradient_vs_cpu": float((grad_dev.cpu() - grad_cpu).abs().max() / grad_cpu.abs().max())}
+           "gradient_vs_cpu": relative_difference(grad_dev, grad_cpu)}
+    print(out, flush=True)
+    return out, obj_dev
+
+
+def objective_rates(obj: ClipImageObjective, batches: list[int], device: str) -> list[dict]:
+    """Candidates per second of the objective against a plain ``encode_text`` of the same rows."""
     rates = []
     for b in batches:
-        cand = obj_dev.allowed_ids[torch.randint(len(obj_dev.allowed_ids), (b, 16), device=device)]
-        rows = obj_dev.ids(cand)
+        cand = obj.allowed_ids[torch.randint(len(obj.allowed_ids), (b, 16), device=device)]
+        rows = obj.ids(cand)
 
         def plain():
             with torch.no_grad():
-                clip_dev.model.encode_text(rows).sum().item()
+                obj.clip.model.encode_text(rows)
 
-        def evaluate():
-            obj_dev.evaluate(cand, batch_size=b)[0].sum().item()
-
-        times = {}
-        for label, fn in (("plain", plain), ("objective", evaluate)):
-            fn()
-            start = time.perf_counter()
-            for _ in range(3):
-                fn()
-            times[label] = (time.perf_counter() - start) / 3
+        times = {"plain": device_time(plain, device), "objective": device_time(lambda: obj.evaluate(cand, batch_size=b),
+                                                                                device)}
         rates.append({"batch": b, "forward_per_s": b / times["plain"], "candidates_per_s": b / times["objective"],
                       "ratio": times["plain"] / times["objective"]})
-    out["rates"] = rates
-    print(json.dumps(out, indent=1), flush=True)
-    return out
+        print(rates[-1], flush=True)
+    return rates
+
+
+def objective_checks(name: str, device: str, batches: list[int]) -> dict:
+    out, obj = objective_correctness(name, device)
+    return {**out, "rates": objective_rates(obj, batches, device)}
+
+
+TOLERANCE = 1e-4  # ids vs embeddings (absolute, a cosine similarity) and gradient vs CPU (relative)
+
+
+def gpu_check(device: str, smoke: bool, deadline) -> dict:
+    rates_model = "tiny" if smoke else "ViT-B-32"
+    correctness, obj = objective_correctness(rates_model, device)
+    if not smoke and deadline.allows(0.6):  # the reference's text encoder, if the budget allows building it
+        del obj
+        target = np.random.default_rng(0).random((1, 3, 64, 64)).astype(np.float32)
+        obj = ClipImageObjective(load_open_clip("ViT-H-14", None, device=device, random_weights=True), target)
+        rates_model = "ViT-H-14"
+    rates = objective_rates(obj, [8] if smoke else [256, 512], device)
+    passed = correctness["ids_vs_embeds"] <= TOLERANCE and correctness["gradient_vs_cpu"] <= TOLERANCE
+    r = rates[-1]
+    figure = (f"ids == embeddings within {correctness['ids_vs_embeds']:.1e}, gradient == CPU within "
+              f"{correctness['gradient_vs_cpu']:.1e}; {rates_model} batch {r['batch']}: {r['candidates_per_s']:,.0f} "
+              f"candidates/s, {r['ratio']:.2f} of a plain text forward")
+    return {"passed": passed, "key_figure": figure, "tolerance": TOLERANCE, "correctness": correctness,
+            "rates_model": rates_model, "rates": rates}
 
 
 def main() -> None:
@@ -76,7 +117,7 @@ def main() -> None:
     parser.add_argument("--open-clip", default="ViT-H-14")
     parser.add_argument("--batches", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--overrides", default="{}", help="JSON overrides of the cpu preset for the study")
-    parser.add_argument("--output", default=str(REPO_ROOT / "results" / "prompt_inversion" / "gpu.json"))
+    parser.add_argument("--output", default=str(REPO_ROOT / "results" / "prompt_inversion" / "gpu_study.json"))
     args = parser.parse_args()
     device = resolve_device(args.device, "torch")
     seed_everything(0)

@@ -381,15 +381,16 @@ claims.add(
 # ## On a GPU
 #
 # `DirectLiNGAM(device="cuda")` runs the same `pairwise_scores` with CuPy
-# arrays (float64, larger pair blocks, no worker processes). The check script
-# `benchmarks/lingam_gpu.py` compares the GPU order with the NumPy order and
-# times $d \in \{100, 250, 500, 1000\}$, $n \in \{1000, 10000\}$, saving
+# arrays (float64, larger pair blocks, no worker processes). Its check,
+# `benchmarks/lingam_gpu.py` (run with every chapter's by `make gpu-check`),
+# compares the GPU order with the NumPy order at $d \le 200$ and times
+# $d \in \{100, 250, 500, 1000\}$, $n \in \{1000, 10000\}$, saving
 # `results/lingam/gpu.json`:
 
 # %%
 gpu = ex.load_gpu_results(REPO_ROOT / "results" / "lingam" / "gpu.json")
 if gpu is None:
-    print("No GPU results yet: benchmarks/lingam_gpu.py has not been run on a GPU for this book.")
+    print("No GPU check yet: `make gpu-check` (benchmarks/lingam_gpu.py) has not run on a GPU for this book.")
 else:
     display(Table(gpu["table"], floatfmt="{:.3g}"))
     claims.add(

@@ -381,6 +381,21 @@ n_students = cfg.n_buckets * cfg.seeds + cfg.seeds  # phase 1: buckets and the v
 print(f"this chapter trains {n_students} students, then {(cfg.n_buckets - 1) * cfg.seeds} mixture students")
 
 # %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/qqt_gpu.py`, first verifies that the students
+# trained at once with `torch.func.vmap` give on the GPU the test errors
+# they give on the CPU (and those of the students trained one by one), then
+# times 64 to 1,024 students at once. It saves `results/qqt/gpu.json`, shown
+# here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("qqt")
+
+# %% [markdown]
 # ## What holds and what does not
 #
 # At our scale the qualitative story of the paper holds: buckets ranked by a

@@ -613,6 +613,21 @@ claims.add("variance filtering slows collapse compared with random filtering", "
                 "must beat both; no digits run")
 
 # %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/hallucination_gpu.py`, first verifies that the toy
+# denoiser and the shapes U-Net give on the GPU what they give on the CPU,
+# then trains the 25-mode grid at the full preset's width and batch for
+# 3,000 steps and checks that its samples are finite. It saves
+# `results/hallucination/gpu.json`, shown here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("hallucination")
+
+# %% [markdown]
 # ## What holds at this scale
 #
 # The claims table below is computed from the runs above; a claim marked

@@ -536,6 +536,20 @@ print(f"wall clock: tiny model {train_seconds:.0f} s, canary study {study_second
       f"chapter {time.perf_counter() - chapter_start:.0f} s")
 
 # %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/acr_gpu.py`, first verifies that SmolLM2's exact
+# losses and one-hot gradient on the GPU equal the CPU's, then times a GCG
+# step at the reference budget (top-$k$ 250, batch 100). It saves
+# `results/acr/gpu.json`, shown here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("acr")
+
+# %% [markdown]
 # ## What holds at this scale
 #
 # The table below is computed from the runs above; a claim marked **NO** did

@@ -160,6 +160,20 @@ print(f"max |materialized - recurrence| = {(ssd_materialized(x, log_alpha, B, C,
 print(f"max |chunked scan - recurrence| = {(ssd_scan(x, log_alpha, B, C, D, chunk=8) - recurrent).abs().max():.1e}")
 
 # %% [markdown]
+# Every step is one matrix product batched over (batch, chunk, head). An
+# earlier version wrote step 1 as a four-operand `einsum`;
+# `benchmarks/ssd_scan_speed.py` times the two on the same inputs (2 cores,
+# forward, chunk 64) and saves `results/mohawk/scan_speed.json`. The goal
+# was 2× at $T = 4096$; it is not reached: `einsum` already contracted
+# pairwise into the same batched products, and those products are most of
+# the time.
+
+# %%
+scan_speed = load_results(REPO_ROOT / "results" / "mohawk" / "scan_speed.json")["results"]
+display(Table(pd.DataFrame(scan_speed["rows"]).drop(columns=["heads", "head_dim", "state"]),
+              floatfmt="{:.3g}"))
+
+# %% [markdown]
 # ### The Phi-Mamba mixer
 #
 # `SSDMixer` is a drop-in for an attention module: multi-head, each SSD head
@@ -441,8 +455,11 @@ plt.show()
 # %% [markdown]
 # **What the benchmark shows.** The materialized matrix's time and memory
 # grow as $T^2$ and the scan's as $T$: at $T = 4096$ the matrix needs about
-# 1 GiB where the scan needs 12 MiB (88× less), and it is about two orders of
-# magnitude slower on this CPU; the outputs agree to $10^{-7}$. At $T = 256$
+# 1 GiB where the scan needs under 20 MiB (the claims table gives the ratio),
+# and it is about two orders of magnitude slower on this CPU; the outputs
+# agree to $10^{-7}$. (The scan's batched-matmul layout copies $x$, $B$, $C$
+# once per call: it trades some memory for speed against the earlier
+# `einsum` form.) At $T = 256$
 # the two are within a factor of two: the scan's advantage is a long-sequence
 # advantage.
 
@@ -548,6 +565,20 @@ for label, make in [
 # NBVAL_IGNORE_OUTPUT
 print(f"wall clock: teacher {teacher_seconds:.0f} s, matrix fits {fit_seconds:.0f} s, arms {arms_seconds:.0f} s, "
       f"chapter {time.perf_counter() - chapter_start:.0f} s")
+
+# %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/mohawk_gpu.py`, first verifies that the chunked
+# scan equals the materialized matrix on the GPU (float64, SmolLM2's head
+# shape) and the CPU's scan (float32), then times both up to $T = 16384$. It
+# saves `results/mohawk/gpu.json`, shown here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("mohawk")
 
 # %% [markdown]
 # ## What holds at this scale

@@ -701,6 +701,20 @@ print(f"wall clock: pretraining {pretrain_seconds:.0f} s, lr sweep {sweep_second
       f"chapter {time.perf_counter() - chapter_start:.0f} s")
 
 # %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/pcclip_gpu.py`, first verifies that PC-CLIP's loss
+# and the tiny CLIP's text embeddings on the GPU equal the CPU's, then
+# measures the speed ratios above at ViT-L-14, batch 64. It saves
+# `results/pcclip/gpu.json`, shown here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("pcclip")
+
+# %% [markdown]
 # ## What holds at this scale
 #
 # The table is computed from the runs above; **NO** and *inconclusive* are

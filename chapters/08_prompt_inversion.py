@@ -461,8 +461,23 @@ for label, make in [
 # features, an LM prior scoring decoded text) is **not built yet**. The
 # objective and the optimizers already run on any open_clip model:
 # `benchmarks/prompt_inversion_gpu.py` checks them on ViT-H-14 (random
-# weights) and runs this chapter's study on CUDA. It has not run on a GPU
-# (none was lent to this chapter's work).
+# weights, below) and runs this chapter's study on CUDA
+# (`results/prompt_inversion/gpu_study.json`). Neither has run on a GPU yet.
+
+# %% [markdown]
+# ## On a GPU
+#
+# `make gpu-check` runs every chapter's GPU check in one command. This
+# chapter's, `benchmarks/prompt_inversion_gpu.py`, first verifies that the
+# CLIP objective's ids path equals its embeddings path on the GPU and its
+# one-hot gradient the CPU's, then measures candidates per second against a
+# plain text forward at ViT-H-14. It saves
+# `results/prompt_inversion/gpu.json`, shown here when it exists:
+
+# %%
+from reprobook.gpucheck import show_gpu_check
+
+gpu_check = show_gpu_check("prompt_inversion")
 
 # %% [markdown]
 # ## What holds at this scale

@@ -58,6 +58,7 @@ def test_segsum_matches_a_naive_loop():
                 assert out[:, i, j].tolist() == pytest.approx(a[:, j + 1:i + 1].sum(-1).tolist(), abs=1e-12)
             else:
                 assert torch.isneginf(out[:, i, j]).all()
+    assert torch.equal(segsum(a, above=0.0), out.masked_fill(out.isneginf(), 0.0))  # the scan's variant
 
 
 def test_segsum_stays_exact_where_a_difference_of_cumsums_does_not():
@@ -75,7 +76,19 @@ def test_scan_equals_materialized_equals_recurrence(T, chunk):
     x, la, B, C, D = random_ssd(T=T)
     reference = recurrence(x, la, B, C, D)
     assert torch.allclose(ssd_materialized(x, la, B, C, D), reference, atol=1e-10)
-    assert torch.allclose(ssd_scan(x, la, B, C, D, chunk=chunk), reference, atol=1e-10)
+    y = ssd_scan(x, la, B, C, D, chunk=chunk)
+    assert torch.allclose(y, reference, atol=1e-10)
+    assert (y - ssd_materialized(x, la, B, C, D)).abs().max() <= 1e-12
+
+
+@pytest.mark.parametrize("T, chunk", [(37, 1), (37, 8), (37, 64), (65, 16)])
+def test_scan_gradients_equal_the_materialized_ones(T, chunk):
+    inputs = [t.requires_grad_() for t in random_ssd(T=T)]
+    weight = torch.randn(2, T, 3, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads = [torch.autograd.grad((f(*inputs) * weight).sum(), inputs)
+             for f in (lambda *a: ssd_scan(*a, chunk=chunk), ssd_materialized)]
+    for g_scan, g_matrix in zip(*grads):
+        assert (g_scan - g_matrix).abs().max() <= 1e-10
 
 
 def test_scan_equals_materialized_in_float32_within_1e5():

@@ -39,17 +39,10 @@ from reprobook.common import REPO_ROOT, resolve_device, save_results, seed_every
 from reprobook.gpucheck import relative_difference
 from reprobook.mohawk import experiments as ex
 from reprobook.mohawk.ssd import ssd_materialized, ssd_scan
+from ssd_scan_speed import ssd_inputs  # the scan benchmark's inputs, same directory
 
 TOLERANCE_FLOAT64 = 1e-10  # absolute, scan vs matrix
 TOLERANCE_FLOAT32 = 1e-4  # relative, device vs CPU
-
-
-def ssd_inputs(T: int, heads: int, head_dim: int, state: int, dtype, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, T, heads, head_dim, generator=gen, dtype=dtype)
-    B, C = (torch.randn(1, T, heads, state, generator=gen, dtype=dtype) / state ** 0.5 for _ in range(2))
-    log_alpha = -torch.nn.functional.softplus(torch.randn(1, T, heads, generator=gen, dtype=dtype))
-    return x, log_alpha, B, C
 
 
 @torch.no_grad()

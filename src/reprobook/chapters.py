@@ -17,6 +17,7 @@ from pathlib import Path
 from .claims import CLAIMS_ENV
 from .common import DEVICES, REPO_ROOT
 from .presets import ConfigError, coerce, resolve
+from .registry import ENTRIES
 
 #: Chapter-level parameters every chapter's ``parameters`` cell has, besides ``preset`` and ``overrides``.
 GLOBAL_PARAMS = {"seed": int, "device": str}
@@ -76,22 +77,8 @@ class Chapter:
         return h.hexdigest()
 
 
-CHAPTERS: dict[str, Chapter] = {
-    c.slug: c
-    for c in [
-        Chapter(1, "lingam", "DirectLiNGAM at scale"),
-        Chapter(2, "qqt", "Data curation cannot be compute agnostic"),
-        Chapter(3, "hallucination", "Hallucinations in diffusion models through mode interpolation",
-                uses=("diffusion", "world")),
-        Chapter(4, "ect", "Consistency models made easy", uses=("diffusion",)),
-        Chapter(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
-                uses=("discrete", "models")),
-        Chapter(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",)),
-        Chapter(7, "pcclip", "CLIP finetuned on pairwise differences (PC-CLIP)", uses=("models", "world")),
-        Chapter(8, "prompt_inversion", "Prompt inversion: discrete optimizers vs a captioner",
-                uses=("discrete", "diffusion", "models", "t2i", "world")),
-    ]
-}
+#: The chapters in order, from :mod:`reprobook.registry` (kept out of the chapters' inputs hash).
+CHAPTERS: dict[str, Chapter] = {e.slug: Chapter(e.number, e.slug, e.title, e.uses) for e in ENTRIES}
 
 
 def get_chapter(slug: str) -> Chapter:

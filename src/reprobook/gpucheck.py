@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import REPO_ROOT, load_results, resolve_device, save_results
+from .registry import ENTRIES
 
 TOTAL_BUDGET_S = 480.0  # 8 minutes on one H200, leaving the rest of a 15-minute loan for start-up
 SMOKE_BUDGET_S = 120.0  # per check at toy size on a CPU; the smoke run normally takes seconds per check
@@ -50,16 +51,9 @@ class CheckSpec:
         return REPO_ROOT / "benchmarks" / f"{self.slug}_gpu.py"
 
 
-CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec("lingam", 45),
-    CheckSpec("qqt", 35),
-    CheckSpec("hallucination", 55),
-    CheckSpec("ect", 55),
-    CheckSpec("acr", 60),
-    CheckSpec("mohawk", 50),
-    CheckSpec("pcclip", 60),
-    CheckSpec("prompt_inversion", 75),
-)
+#: One check per chapter with a GPU path; budgets are set in :mod:`reprobook.registry`.
+CHECKS: tuple[CheckSpec, ...] = tuple(CheckSpec(e.slug, e.gpu_budget_s) for e in ENTRIES
+                                      if e.gpu_budget_s is not None)
 
 
 @dataclass

@@ -22,17 +22,19 @@ class Entry:
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry(1, "lingam", "DirectLiNGAM at scale", gpu_budget_s=45),
+    Entry(1, "lingam", "DirectLiNGAM at scale", gpu_budget_s=40),
     Entry(2, "qqt", "Data curation cannot be compute agnostic", gpu_budget_s=35),
     Entry(3, "hallucination", "Hallucinations in diffusion models through mode interpolation",
-          uses=("diffusion", "world"), gpu_budget_s=55),
-    Entry(4, "ect", "Consistency models made easy", uses=("diffusion",), gpu_budget_s=55),
+          uses=("diffusion", "world"), gpu_budget_s=50),
+    Entry(4, "ect", "Consistency models made easy", uses=("diffusion",), gpu_budget_s=50),
     Entry(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
-          uses=("discrete", "models"), gpu_budget_s=60),
-    Entry(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",), gpu_budget_s=50),
+          uses=("discrete", "models"), gpu_budget_s=55),
+    Entry(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",), gpu_budget_s=45),
     Entry(7, "pcclip", "CLIP finetuned on pairwise differences (PC-CLIP)", uses=("models", "world"),
-          gpu_budget_s=60),
+          gpu_budget_s=55),
     Entry(8, "prompt_inversion", "Prompt inversion: discrete optimizers vs a captioner",
-          uses=("discrete", "diffusion", "models", "t2i", "world"), gpu_budget_s=75),
+          uses=("discrete", "diffusion", "models", "t2i", "world"), gpu_budget_s=65),
     Entry(9, "fuse", "FUSE: gradients across tokenizers", uses=("discrete", "models", "world"), gpu_budget_s=45),
+    Entry(10, "prism", "PRISM: black-box prompt engineering by in-context refinement",
+          uses=("discrete", "models", "t2i", "world"), gpu_budget_s=40),
 )

@@ -424,7 +424,7 @@ for label, make in [
     ("score outside 0..10", lambda: run_prism(judge=OutOfRangeJudge())),
     ("unknown generator", lambda: get_chapter("prism").config("cpu", {"generator": "dall-e-3"})),
     ("unknown judge", lambda: get_chapter("prism").config("cpu", {"judge": "gpt-4v"})),
-    ("missing model", lambda: load_causal_lm(str(REPO_ROOT / "no-such-model"))),
+    ("missing model", lambda: load_causal_lm("no-such-model")),  # a relative name: no checkout path in the output
 ]:
     try:
         make()

@@ -1,5 +1,5 @@
 """Speed of PRISM's prompt engineer (chapter 10): SmolLM2-135M-Instruct with the chapter's
-system prompt (SETTING / FORMAT / EXAMPLES, about 170 tokens), a one-line user turn and the JSON prefill, as
+system prompt (SETTING / FORMAT / EXAMPLES, about 180 tokens), a one-line user turn and the JSON prefill, as
 ``Engineer.chat_text`` builds them.
 
 1. N streams at once against one by one, N in (1, 4, 8): generated tokens per second of one

@@ -136,7 +136,7 @@ for answer in ['a small "red" circle on the left"}', 'a {red} circle, flat"}', '
 # Our judge is far less noisy than GPT-4V's, and our engineer far weaker.
 # G1's latent is the scene record: its pixels are clean renders, and what
 # the prompt leaves open (a background not named) the noise decides as the
-# learned conditional distribution says. It is trained in about 40 s on
+# learned conditional distribution says. It is trained in about 35 s on
 # MiniLM embeddings of world captions that leave out size, position or
 # background at random. First its fidelity to a prompt, between a ceiling
 # (the world's true captions) and a floor (sentences from Python's docs):
@@ -162,7 +162,7 @@ display(Table(g1_fidelity.reset_index(), floatfmt="{:.2f}"))
 # ## The tasks, and what the engineer is told
 #
 # Each seed draws its own 2 concepts and 2 scenes. Our system prompt keeps
-# the reference's SETTING / FORMAT / EXAMPLES in about 170 tokens; its
+# the reference's SETTING / FORMAT / EXAMPLES in about 180 tokens; its
 # examples are objects *not* in the world (stars, hexagons, hearts) and
 # there is no placeholder letter to copy (in a pilot of the spec, 3 of 8
 # SmolLM2 streams answered with the instructions' placeholder "P").

@@ -24,7 +24,6 @@ from reprobook.t2i import (
 from reprobook.world import (
     COLOURS,
     SHAPES,
-    SIZES,
     VALUES,
     read_attributes,
     render,
@@ -346,7 +345,6 @@ def test_config_errors_name_what_is_valid():
     assert all(key in str(err.value) for key in ("engineer_path", "generator_path", "transfer_path"))
     cfg = chapter.config("long")
     assert (cfg.n_streams, cfg.n_iterations, cfg.top_c) == (10, 4, 5)  # the paper's, not the demo's 5 x 2
-    assert SIZES  # the world's sizes exist (the generator's heads cover them)
 
 
 def test_shared_system_cache_samples_exactly_what_left_padding_samples():

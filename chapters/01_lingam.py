@@ -25,15 +25,19 @@
 # DirectLiNGAM to gene expression with genetic interventions and VarLiNGAM to
 # U.S. stock data.
 #
-# This chapter derives the method, implements the ordering step as whole-array
-# operations with one code path for NumPy (CPU) and CuPy (GPU), and checks
-# four things:
+# This chapter derives the method, implements the ordering step twice (as
+# whole-array operations with one code path for NumPy and CuPy, and as one
+# fused compiled kernel per device: numba on the CPU, CUDA on the GPU), and
+# checks five things:
 #
 # 1. our estimator gives *exactly* the `lingam` package's answer;
 # 2. it recovers known graphs;
-# 3. it is more than 30 times faster than the package on 2 CPU cores
-#    (the paper's 32x needed a GPU);
-# 4. the two applications: VarLiNGAM on real macro-economic series, and
+# 3. how much faster it is than the package, on one CPU thread and on two
+#    cores, for the ordering and for the whole fit (the paper's 32x needed a
+#    GPU);
+# 4. the rest of the package's interface gives the package's answers too:
+#    the bootstrap (edge probabilities), total effects, prior knowledge;
+# 5. the two applications: VarLiNGAM on real macro-economic series, and
 #    predicting the effect of gene knockouts from observational data.
 
 # %% tags=["parameters"]
@@ -143,6 +147,46 @@ print(f"preset={preset}, seed={seed}")
 # :pyobject: pairwise_scores
 # ```
 #
+# ### One fused kernel per step
+#
+# The block kernel makes about ten passes over a (pairs $\times n$) buffer,
+# one per array operation, and on this machine (NumPy's exp and log1p are
+# AVX-512 loops) it runs at about 5 ns per sample-pair per core. A step is
+# simpler than that: each ordered pair needs its two rows read **twice** and
+# one number written,
+#
+# 1. the mean and variance of $r = s_i - c_{ij} s_j$ (float64 sums);
+# 2. with $u = r/\operatorname{std}(r)$, the three means
+#    $\mathbb E|u|$, $\mathbb E\,\operatorname{log1p}(e^{-2|u|})$ and
+#    $\mathbb E\,u e^{-u^2/2}$ of the entropy approximation.
+#
+# On the CPU this is a numba kernel with a parallel loop over pairs (threads,
+# no temporaries of size $n \times$ pairs). One catch: a compiled loop that
+# calls the C library's `exp` stays scalar, about 21 ns per sample-pair, four
+# times *slower* than NumPy. So the kernel evaluates its two functions with
+# polynomials the compiler can vectorize: $e^{x} = 2^k e^{r}$ with
+# $|r| \le \tfrac12\ln 2$ and $e^{r}$ a degree-10 polynomial, $2^k$ written
+# into the exponent bits; and
+# $\operatorname{log1p}(y) = 2\operatorname{artanh}\frac{y}{2+y}$ with
+# $\operatorname{artanh}(s)/s$ a degree-10 polynomial in $s^2 \le 1/9$. The
+# coefficients interpolate at Chebyshev nodes, computed in 50-digit
+# arithmetic (the tests re-derive them); the errors are 3 ulp and
+# $5\times 10^{-16}$ against NumPy. The loop may reorder its sums and fuse
+# multiply-adds (the only fast-math flags it has), and its scores stay within
+# $10^{-13}$ of the block kernel's. With $c_{ii} = 0$ the diagonal "residual"
+# is $s_i$ itself, so the same call also gives the marginal entropies.
+#
+# ```{literalinclude} ../../src/reprobook/lingam/fused.py
+# :pyobject: _build_cpu_kernel
+# ```
+#
+# On the GPU the same two passes are a CuPy `RawKernel` with one block per
+# pair, its threads striding over the samples and reducing in shared memory,
+# in float64 with CUDA's double-precision `exp` and `log1p` (the reference
+# CUDA code accumulates float32 entropies with atomics, a known defect). The
+# block kernel stays, as `backend="vectorized"`: it is the reference both
+# fused kernels are tested against.
+#
 # The adjacency matrix is then estimated as the package does it: regress each
 # variable on its predecessors in the order with the adaptive lasso
 # (scikit-learn's `LassoLarsIC` with BIC on OLS-weighted predictors), and
@@ -250,49 +294,177 @@ claims.add(
 # ## Experiment 3: speed
 #
 # The claim of the paper is speed. `benchmarks/lingam_speed.py` times the
-# causal ordering (the package's own `fit` with its adjacency step switched
-# off, against our `causal_order`) on the same data in the same process,
-# $n = 1000$, and saves the result; timings are not measured inside this
-# notebook, so that the book's outputs stay reproducible. The numbers below
-# are loaded from `results/lingam/cpu_benchmark.json`.
+# package and ours on the same data in the same process, $n = 1000$, with the
+# same number of repeats on both sides: the package's own `fit` (its ordering
+# and its adjacency step timed separately, BLAS on one thread), and ours on
+# one thread (`n_jobs=1`) and on all cores, with the fused kernel and with the
+# block kernel it replaced. Timings are not measured inside this notebook, so
+# that the book's outputs stay reproducible; the numbers below are loaded from
+# `results/lingam/cpu_benchmark.json`. Before running it we fixed the goals
+# at $d = 100$: the ordering at least 100x the package on one thread and 150x
+# on two cores, the whole fit at least 30x.
 
 # %%
 bench = ex.load_benchmark(REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json")
-display(Table(bench["table"], floatfmt="{:.3g}"))
+cores = bench["cores"]
+shown = {
+    "d": "d", "peer_order_s": "lingam order (s)", "order_1t_s": "fused, 1 thread",
+    "order_s": f"fused, {cores} cores", "vectorized_order_1t_s": "block, 1 thread",
+    "vectorized_order_s": f"block, {cores} cores", "peer_fit_s": "lingam fit (s)",
+    "fit_1t_s": "our fit, 1 thread", "fit_s": f"our fit, {cores} cores", "same_order": "same order",
+}
+display(Table(bench["table"][list(shown)].rename(columns=shown), floatfmt="{:.3g}"))
 print(f"measured on: {bench['hardware']}")
-fig, ax = plt.subplots()
-for who, col, style in [("lingam package", "peer_order_s", "s--"), ("ours (NumPy, 2 cores)", "ours_order_s", "o-")]:
+r = bench["at_100"]
+row_100 = bench["table"].set_index("d").loc[100]
+goals = pd.DataFrame({
+    "at d = 100, n = 1000": ["ordering, 1 thread", f"ordering, {cores} cores", "whole fit, 1 thread",
+                             f"whole fit, {cores} cores", "baseline: block kernel, 1 thread",
+                             f"baseline: block kernel, {cores} cores"],
+    "x the package": [r["order_ratio_1t"], r["order_ratio"], r["fit_ratio_1t"], r["fit_ratio"],
+                      row_100.peer_order_s / row_100.vectorized_order_1t_s,
+                      row_100.peer_order_s / row_100.vectorized_order_s],
+    "goal": [100, 150, 30, 30, np.nan, np.nan],
+})
+goals["met"] = np.where(goals.goal.isna(), "", np.where(goals["x the package"] >= goals["goal"], "yes", "no"))
+display(Table(goals.assign(goal=goals.goal.map(lambda g: "" if np.isnan(g) else f"{g:.0f}")), floatfmt="{:.0f}"))
+sample_pairs = sum(k * k for k in range(2, 101)) * int(row_100.n)
+print(f"ordering at d = 100 on one thread: {row_100.order_1t_s / sample_pairs * 1e9:.2f} ns per sample-pair "
+      f"(block kernel {row_100.vectorized_order_1t_s / sample_pairs * 1e9:.2f} ns, "
+      f"lingam {row_100.peer_order_s / sample_pairs * 1e9:.0f} ns)")
+
+fig, ax = plt.subplots(figsize=(6.5, 4.5))
+for who, col, style in [("lingam package", "peer_order_s", "s--"), ("fused, 1 thread", "order_1t_s", "o-"),
+                        (f"fused, {cores} cores", "order_s", "o-"),
+                        (f"block kernel, {cores} cores", "vectorized_order_s", "^:")]:
     pts = bench["table"].dropna(subset=[col])
-    ax.loglog(pts.d, pts[col], style, label=f"{who}: slope {bench['slopes'][col]:.2f}")
+    ax.loglog(pts.d, pts[col], style, label=who)
 ax.set_xlabel("variables d")
 ax.set_ylabel("causal-ordering time (s)")
 ax.set_title(f"DirectLiNGAM ordering time, n = {int(bench['table'].n.iloc[0])}")
 ax.legend()
 plt.show()
 print(f"log-log slopes for d >= 25: lingam package {bench['slopes']['peer_order_s']:.2f}, "
-      f"ours {bench['slopes']['ours_order_s']:.2f}")
-ratio_100 = bench["ratio_at_100"]
+      f"ours (fused, 1 thread) {bench['slopes']['order_1t_s']:.2f}")
 claims.add(
     "Ordering speed-up over the lingam package",
     "up to 32x (GPU vs CPU package)",
-    f"{ratio_100:.0f}x at d = 100, n = 1000 on 2 CPU cores",
-    ratio_100 >= 30,
+    f"{r['order_ratio_1t']:.0f}x on 1 thread, {r['order_ratio']:.0f}x on {cores} cores "
+    f"at d = 100, n = 1000 (goals 100x, 150x)",
+    r["order_ratio_1t"] >= 100 and r["order_ratio"] >= 150,
+    note="saved benchmark",
+)
+claims.add(
+    "Whole fit (ordering + adjacency) speed-up",
+    "not reported",
+    f"{r['fit_ratio_1t']:.0f}x on 1 thread, {r['fit_ratio']:.0f}x on {cores} cores at d = 100 (goal 30x)",
+    r["fit_ratio"] >= 30,
+    note="saved benchmark",
 )
 
 # %% [markdown]
-# The package's curve has slope 3 on the log-log axes, the $d^3/3$ pair
-# count. Ours is a little flatter over this range because fixed per-step costs
-# (standardizing, the covariance matrix, handing blocks to the worker
-# processes) still weigh at small $d$; asymptotically it is the same $d^3$,
-# so the gain is a constant factor that grows towards its limit with $d$:
-# one residual entropy per ordered pair instead of four entropies, whole-array
-# arithmetic instead of a Python loop, and both cores used. The ratio table
-# shows it crossing 30x between $d = 50$ and $d = 100$.
+# The fused kernel does what the block kernel could not. At $d = 100$ it
+# spends about 1.7 ns per sample-pair on one thread, against about 5 ns for
+# the block kernel and about 140 ns for the package's Python loop (the line
+# printed above). The ordering comes out at 84x the package on one thread and
+# 146x on two cores: short of both goals we set (100x and 150x), so the claim
+# is marked NO. The whole fit, at 39x and 66x, meets its 30x goal. The
+# baseline, the block kernel alone, gives 28x and 38x.
 #
-# The last column is worth a look too: at $d \ge 100$ our *full* fit spends
-# more time in the adaptive-lasso adjacency step (one `LassoLarsIC` per
-# variable, the same as the package) than in the ordering. We left that step
-# as the package has it; speeding it up is not what the paper is about.
+# Two things hold the ordering back. The kernel's inner loop is about sixty
+# vector operations per sample-pair (two exponentials, a log1p, the sums),
+# and 1.7 ns is close to what one core of this machine retires for them; more
+# would need less accurate polynomials, which we did not want (3 ulp keeps
+# the order identical to the package's). And part of each step is NumPy work
+# outside the kernel (standardizing, the covariance matrix, residualizing)
+# that stays on one core, which is why two cores give 1.7x rather than 2x.
+# The package's own time moves by several percent between runs on this
+# virtual machine, so the two-core figure sits at the edge of its goal; the
+# one-thread figure does not.
+#
+# The package's curve has slope 3 on the log-log axes, the $d^3/3$ pair
+# count. Ours is flatter between $d = 25$ and $100$ because fixed per-step
+# costs still weigh there; it is the same $d^3$ asymptotically.
+#
+# At $d \ge 100$ the adjacency step (one `LassoLarsIC` per variable, as in
+# the package) costs our fit more than the ordering. Its regressions are
+# independent, so from 64 of them on they run in forked worker processes,
+# and BLAS runs on one thread throughout: on these small matrices its own
+# threads cost more than they give. Both are in the whole-fit ratios above.
+#
+# ## Experiment 3b: the bootstrap, and the rest of the package's interface
+#
+# A user of the `lingam` package calls more than `fit`. The most expensive of
+# those calls is `bootstrap(X, n_sampling)`: it refits on `n_sampling`
+# resamples of the rows and reports how often each edge appears, which is
+# where a fast fit pays most. Ours returns the package's own
+# `BootstrapResult` (so `get_probabilities`, `get_causal_direction_counts`,
+# `get_paths` work unchanged), draws the same resamples (from NumPy's global
+# random state, the package's convention), and computes the total effects in
+# closed form, $T = (I - \hat B)^{-1}$, where the package enumerates every
+# directed path (exponential in dense graphs).
+#
+# On a random graph of `boot_dims` variables, both estimators bootstrap the
+# same resamples; the heatmaps show the true graph and our edge
+# probabilities.
+
+# %%
+boot = ex.bootstrap_study(cfg.boot_dims, cfg.boot_samples, cfg.boot_resamples, seed, device, cfg.n_jobs)
+probs = boot["ours"].get_probabilities()
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), constrained_layout=True)
+for ax, mat, title in [(axes[0], (boot["B_true"] != 0).astype(float), "true graph (1 = edge)"),
+                       (axes[1], probs, f"bootstrap probability, {cfg.boot_resamples} resamples")]:
+    im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xlabel("cause j")
+    ax.set_ylabel("effect i")
+    ax.set_title(title)
+    ax.set_xticks(range(cfg.boot_dims))
+    ax.set_yticks(range(cfg.boot_dims))
+    ax.grid(False)
+fig.colorbar(im, ax=axes, shrink=0.8, label="P(edge j -> i)")
+plt.show()
+true_edges = boot["B_true"] != 0
+absent = ~true_edges & ~np.eye(cfg.boot_dims, dtype=bool)
+print(f"true edges: probability {probs[true_edges].min():.2f} to {probs[true_edges].max():.2f} "
+      f"(mean {probs[true_edges].mean():.2f}); absent edges: mean {probs[absent].mean():.3f}, "
+      f"largest {probs[absent].max():.2f}")
+print(f"largest gap to lingam's bootstrap: probabilities {boot['max_probability_gap']:.1e}, "
+      f"total effects {boot['max_total_effect_gap']:.1e}")
+b = bench["bootstrap"]
+print(f"saved benchmark, d = {b['d']}, n = {b['n']}, {b['n_sampling']} resamples: lingam {b['peer_s']:.1f} s, "
+      f"ours {b['ours_1t_s']:.2f} s on 1 thread ({b['ratio_1t']:.0f}x), {b['ours_s']:.2f} s on {cores} cores "
+      f"({b['ratio']:.0f}x); same result: {b['same_result']}")
+claims.add(
+    "Bootstrap equals lingam's on the same resamples",
+    "not reported (the package's interface)",
+    f"max gap {boot['max_probability_gap']:.0e} (probabilities), {boot['max_total_effect_gap']:.0e} "
+    f"(total effects); {b['ratio']:.0f}x faster at d = {b['d']}",
+    boot["max_probability_gap"] == 0 and boot["max_total_effect_gap"] < 1e-10,
+)
+
+# %% [markdown]
+# The true edges appear in nearly every resample; the absent ones get small
+# probabilities, a few of them sizeable (the range is printed above), which
+# is what a bootstrap is for at $n = 200$. The probabilities are exactly the
+# package's, and the total effects agree to rounding. In the saved benchmark
+# ($d = 30$) our bootstrap is 15x the package's, less than the fit's ratio at
+# $d = 100$: at $d = 30$ the adaptive lasso, not the ordering, is most of our
+# fit's time, while the ordering is most of the package's.
+#
+# The other calls a user of the package makes are drop-in as well, each
+# tested against the package on the same data (`tests/test_lingam_api.py`):
+# `estimate_total_effect` (with the package's warning when the order
+# contradicts the request), `get_error_independence_p_values`, prior
+# knowledge applied strictly or softly, the kernel measure of the original
+# DirectLiNGAM (written with the array module, so it also runs on a GPU),
+# `VARLiNGAM(lingam_model=...)` with any of the package's models and its
+# `bootstrap`, pandas DataFrames as input, and errors of the package's kinds
+# (bad data raises `ValueError`, with a message that says what is wrong). Our
+# classes subclass the package's, so `isinstance` checks in code written for
+# it pass. One deliberate difference: our `VARLiNGAM` starts every fit from
+# its constructor's settings, while the package's reuses the lag order and
+# AR coefficients of its previous fit (a second `fit` on new data keeps the
+# old VAR).
 #
 # ## Experiment 4: VarLiNGAM on U.S. macro-economic data
 #
@@ -380,10 +552,13 @@ claims.add(
 #
 # ## On a GPU
 #
-# `DirectLiNGAM(device="cuda")` runs the same `pairwise_scores` with CuPy
-# arrays (float64, larger pair blocks, no worker processes). Its check,
-# `benchmarks/lingam_gpu.py` (run with every chapter's by `make gpu-check`),
-# compares the GPU order with the NumPy order at $d \le 200$ and times
+# `DirectLiNGAM(device="cuda")` runs the same `pairwise_scores` on CuPy
+# arrays: the fused CUDA kernel by default, the block kernel with
+# `backend="vectorized"`. Their check, `benchmarks/lingam_gpu.py` (run with
+# every chapter's by `make gpu-check`), compares the orders of the two GPU
+# paths and of the CPU kernel at $d \le 200$, times the ordering at
+# $d = 1000$, $n = 10000$ against our CPU kernel on the host's cores (that
+# CPU time extrapolated from one timed step), and times
 # $d \in \{100, 250, 500, 1000\}$, $n \in \{1000, 10000\}$, saving
 # `results/lingam/gpu.json`:
 
@@ -391,12 +566,18 @@ claims.add(
 gpu = ex.load_gpu_results(REPO_ROOT / "results" / "lingam" / "gpu.json")
 if gpu is None:
     print("No GPU check yet: `make gpu-check` (benchmarks/lingam_gpu.py) has not run on a GPU for this book.")
+elif "fused_vs_vectorized_max_abs" not in gpu["checks"]:
+    print("results/lingam/gpu.json predates the fused CUDA kernel: rerun `make gpu-check` on a GPU.")
 else:
+    display(Table(gpu["checks"], floatfmt="{:.3g}"))
     display(Table(gpu["table"], floatfmt="{:.3g}"))
+    head = gpu["headline"]
+    print(f"d = {head['d']}, n = {head['n']}: {head['gpu_order_s']:.2f} s on the GPU, "
+          f"{head['ratio_to_cpu']:.0f}x our CPU kernel (extrapolated {head['cpu_order_extrapolated_s']:.0f} s)")
     claims.add(
         "GPU path gives the CPU order",
         "GPU kernels reproduce the CPU package",
-        f"{gpu['same']}/{gpu['cases']} orders equal to NumPy",
+        f"{gpu['same']}/{gpu['cases']} orders equal (fused GPU, block GPU, CPU)",
         gpu["same"] == gpu["cases"],
     )
 

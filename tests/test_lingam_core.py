@@ -117,11 +117,12 @@ def test_entropy_does_not_overflow_for_large_arguments():
 # --------------------------------------------------------------------------- one ordering step
 
 
+@pytest.mark.parametrize("kernel", ["fused", "vectorized"])
 @pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("d,n", [(2, 50), (5, 300), (8, 700)])
-def test_pairwise_scores_match_peer_and_brute_force(noise, d, n):
+def test_pairwise_scores_match_peer_and_brute_force(noise, d, n, kernel):
     _, X = sem_data(d, n, noise, seed=11)
-    M, D = pairwise_scores(np.ascontiguousarray(X.T), return_D=True)
+    M, D = pairwise_scores(np.ascontiguousarray(X.T), backend=kernel, return_D=True)
     # The peer's own pair loop (first step of the replay).
     peer_M = peer_scores(X, [0, 1])[0]
     np.testing.assert_allclose(M, peer_M, rtol=0, atol=1e-10)
@@ -145,7 +146,9 @@ def test_pairwise_scores_invariant_to_location_and_scale():
 def test_pairwise_scores_invariant_to_block_size(n):
     _, X = sem_data(9, n, "student_t", seed=13)
     XT = np.ascontiguousarray(X.T)
-    results = [pairwise_scores(XT, chunk_elements=c, return_D=True) for c in (1000, 2**12, 2**15, 2**22)]
+    results = [
+        pairwise_scores(XT, backend="vectorized", chunk_elements=c, return_D=True) for c in (1000, 2**12, 2**15, 2**22)
+    ]
     M0, D0 = results[0]
     for M, D in results[1:]:
         np.testing.assert_allclose(M, M0, rtol=0, atol=1e-13)
@@ -158,24 +161,24 @@ def test_worker_processes_equal_in_process(monkeypatch):
     _, X = sem_data(7, 400, "laplace", seed=14)
     XT = np.ascontiguousarray(X.T)
     k, n = XT.shape
-    M_serial, D_serial = pairwise_scores(XT, pool=None, return_D=True)
+    M_serial, D_serial = pairwise_scores(XT, backend="vectorized", pool=None, return_D=True)
     pool = make_pool(2, k, n)
     assert pool is not None
     with pool:
-        M_pool, D_pool = pairwise_scores(XT, pool=pool, return_D=True)
+        M_pool, D_pool = pairwise_scores(XT, backend="vectorized", pool=pool, return_D=True)
         # A smaller later step through the same pool (as during a fit).
-        M_pool_small = pairwise_scores(XT[:4], pool=pool, chunk_elements=1000)
+        M_pool_small = pairwise_scores(XT[:4], backend="vectorized", pool=pool, chunk_elements=1000)
     assert np.array_equal(M_pool, M_serial)
     assert np.array_equal(D_pool, D_serial)
-    assert np.array_equal(M_pool_small, pairwise_scores(XT[:4], pool=None, chunk_elements=1000))
+    assert np.array_equal(M_pool_small, pairwise_scores(XT[:4], backend="vectorized", pool=None, chunk_elements=1000))
 
 
 @pytest.mark.skipif(not has_fork(), reason="worker pool needs the fork start method")
 def test_fit_with_workers_equals_serial_fit(monkeypatch):
     monkeypatch.setattr(ordering, "PARALLEL_MIN_ELEMENTS", 0)
     _, X = sem_data(6, 300, "uniform", seed=15)
-    par = DirectLiNGAM(n_jobs=2, record_scores=True).fit(X)
-    ser = DirectLiNGAM(n_jobs=1, record_scores=True).fit(X)
+    par = DirectLiNGAM(backend="vectorized", n_jobs=2, record_scores=True).fit(X)
+    ser = DirectLiNGAM(backend="vectorized", n_jobs=1, record_scores=True).fit(X)
     assert par.causal_order_ == ser.causal_order_
     assert np.array_equal(par.adjacency_matrix_, ser.adjacency_matrix_)
     for (U_p, M_p), (U_s, M_s) in zip(par.scores_, ser.scores_):
@@ -202,11 +205,12 @@ def test_residualize_zero_covariance_and_matches_peer():
 # --------------------------------------------------------------------------- DirectLiNGAM vs lingam
 
 
+@pytest.mark.parametrize("kernel", ["fused", "vectorized"])
 @pytest.mark.parametrize("noise", NOISES)
 @pytest.mark.parametrize("d,n", [(3, 200), (6, 500), (12, 1000)])
-def test_direct_lingam_equals_peer(noise, d, n):
+def test_direct_lingam_equals_peer(noise, d, n, kernel):
     _, X = sem_data(d, n, noise, seed=21)
-    ours = DirectLiNGAM(record_scores=True).fit(X)
+    ours = DirectLiNGAM(backend=kernel, record_scores=True).fit(X)
     peer = lingam.DirectLiNGAM().fit(X)
     assert ours.causal_order_ == [int(v) for v in peer.causal_order_]
     np.testing.assert_allclose(ours.adjacency_matrix_, peer.adjacency_matrix_, rtol=0, atol=1e-10)
@@ -515,8 +519,8 @@ def test_gpu_code_path_logic_on_a_numpy_shim():
     assert not hasattr(shim, "vecdot")
     rng = np.random.default_rng(21)
     X = random_sem(9, rng, noise="laplace").sample(400, rng)
-    ours_np, scores_np = order_fn(X, np, record_scores=True)
-    ours_shim, scores_shim = order_fn(X, shim, record_scores=True)
+    ours_np, scores_np = order_fn(X, np, backend="vectorized", record_scores=True)
+    ours_shim, scores_shim = order_fn(X, shim, backend="vectorized", record_scores=True)
     assert ours_np == ours_shim
     for (_, m_np), (_, m_shim) in zip(scores_np, scores_shim):
         np.testing.assert_allclose(m_shim, m_np, rtol=0, atol=1e-12)

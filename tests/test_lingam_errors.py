@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from reprobook.common import cuda_available, resolve_device
@@ -80,14 +81,26 @@ def test_wrong_ndim(shape):
     ids=["str-array", "str-list", "object-mixed", "object-floats"],
 )
 def test_non_numeric(data):
-    with pytest.raises(TypeError, match="must be numeric"):
+    # ValueError, as the lingam package raises: code catching its errors keeps working.
+    with pytest.raises(ValueError, match="must be numeric"):
         DirectLiNGAM().fit(data)
+    with pytest.raises(ValueError, match="must be numeric"):
+        DirectLiNGAM().bootstrap(data, 2)
+    with pytest.raises(ValueError, match="must be numeric"):
+        VARLiNGAM().fit(data)
+
+
+def test_non_numeric_dataframe(X):
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame["b"] = ["x"] * len(frame)
+    with pytest.raises(ValueError, match="must be numeric"):
+        DirectLiNGAM().fit(frame)
 
 
 def test_complex(X):
-    with pytest.raises(TypeError, match="real-valued.*complex"):
+    with pytest.raises(ValueError, match="real-valued.*complex"):
         DirectLiNGAM().fit(X + 1j)
-    with pytest.raises(TypeError, match="real-valued.*complex"):
+    with pytest.raises(ValueError, match="real-valued.*complex"):
         VARLiNGAM().fit(X.astype(np.complex128))
 
 
@@ -114,14 +127,38 @@ def test_linear_combination_becomes_collinear(X):
 # --------------------------------------------------------------------------- options
 
 
-def test_kernel_measure_rejected():
-    with pytest.raises(ValueError, match=r"measure must be 'pwling'.*'kernel'"):
-        DirectLiNGAM(measure="kernel")
+@pytest.mark.parametrize("measure", ["PWLING", "hsic", None])
+def test_unknown_measure(measure):
+    with pytest.raises(ValueError, match=r"measure must be one of \('pwling', 'kernel'\), got"):
+        DirectLiNGAM(measure=measure)
 
 
-def test_soft_prior_knowledge_rejected():
-    with pytest.raises(ValueError, match="apply_prior_knowledge_softly=True is not implemented"):
-        DirectLiNGAM(apply_prior_knowledge_softly=True)
+def test_pwling_fast_points_to_the_gpu():
+    with pytest.raises(ValueError, match=r"'pwling_fast'.*measure='pwling', device='cuda'"):
+        DirectLiNGAM(measure="pwling_fast")
+
+
+@pytest.mark.parametrize("measure", ["pwling", "kernel"])
+def test_soft_prior_knowledge_without_candidates(X, measure):
+    pk = -np.ones((4, 4))
+    pk[0, 1] = pk[1, 0] = 1  # 0 and 1 each have a known ancestor ...
+    pk[:, 2] = pk[:, 3] = 0  # ... and 2, 3 are known sinks: no candidate is left
+    model = DirectLiNGAM(prior_knowledge=pk, apply_prior_knowledge_softly=True, measure=measure)
+    with pytest.raises(ValueError, match=r"applied softly, leaves no candidate for the next variable among \[0, 1, 2, 3\]"):
+        model.fit(X[:60])
+
+
+@pytest.mark.parametrize("Model", [DirectLiNGAM, VARLiNGAM])
+@pytest.mark.parametrize("n_sampling", [0, -3, 2.0, "5", None, True])
+def test_bad_n_sampling(X, Model, n_sampling):
+    with pytest.raises(ValueError, match=r"n_sampling \(the number of bootstrap resamples\) must be a positive integer"):
+        Model().bootstrap(X, n_sampling)
+
+
+@pytest.mark.parametrize("lingam_model", ["direct", DirectLiNGAM, 3])
+def test_var_lingam_model_must_be_a_model_object(X, lingam_model):
+    with pytest.raises(ValueError, match="lingam_model must be a subclass of _BaseLiNGAM: a model object"):
+        VARLiNGAM(lingam_model=lingam_model).fit(X)
 
 
 @pytest.mark.parametrize("shape", [(3, 3), (4, 5), (4,), (5, 5)])

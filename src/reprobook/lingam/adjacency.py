@@ -37,20 +37,73 @@ def standardize(X: np.ndarray) -> np.ndarray:
     return StandardScaler().fit_transform(X)
 
 
-def estimate_adjacency(X: np.ndarray, causal_order, prior_knowledge=None) -> np.ndarray:
-    """``B[target, predictors]`` for every variable after the first in ``causal_order``."""
+#: Below this many targets the adjacency is fitted in-process: starting
+#: workers would cost more than it saves.
+PARALLEL_MIN_TARGETS = 64
+
+# The data the forked workers fit from: set before they are forked, so they
+# inherit it (no pickling of X per task).
+_WORKER_DATA: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _fit_target(task):
+    target, predictors = task
+    X_std, X = _WORKER_DATA
+    return adaptive_lasso(X_std, X, predictors, target)
+
+
+def estimate_adjacency(
+    X: np.ndarray, causal_order, prior_knowledge=None, n_jobs: int | None = None
+) -> np.ndarray:
+    """``B[target, predictors]`` for every variable after the first in ``causal_order``.
+
+    The targets are independent regressions: with ``n_jobs`` > 1 (default:
+    all cores) and at least :data:`PARALLEL_MIN_TARGETS` of them they are
+    spread over forked worker processes (LassoLarsIC is mostly Python, so
+    threads would queue on the GIL). BLAS runs single-threaded either way:
+    on these small matrices its threads cost more than they give (0.9 s
+    against 1.8 s at d = 100, n = 1000). Same numbers in every mode.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from .ordering import default_n_jobs
+
+    global _WORKER_DATA
     d = X.shape[1]
     pk = None
     if prior_knowledge is not None:
         pk = np.array(prior_knowledge, dtype=np.float64)
         np.fill_diagonal(pk, 0)
     X_std = standardize(X)
-    B = np.zeros((d, d))
+    tasks = []
     for pos in range(1, len(causal_order)):
         target = causal_order[pos]
         predictors = list(causal_order[:pos])
         if pk is not None:  # no_path knowledge removes candidate parents
             predictors = [p for p in predictors if pk[target, p] != 0]
         if predictors:
-            B[target, predictors] = adaptive_lasso(X_std, X, predictors, target)
+            tasks.append((target, predictors))
+    workers = min(default_n_jobs() if n_jobs is None else n_jobs, len(tasks))
+    B = np.zeros((d, d))
+    with threadpool_limits(1, user_api="blas"):
+        if (
+            workers > 1
+            and len(tasks) >= PARALLEL_MIN_TARGETS
+            and "fork" in multiprocessing.get_all_start_methods()
+        ):
+            # Largest regressions first, one task at a time: the workers stay balanced.
+            tasks.sort(key=lambda task: -len(task[1]))
+            _WORKER_DATA = (X_std, X)
+            try:
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    coefs = list(pool.map(_fit_target, tasks))
+            finally:
+                _WORKER_DATA = None
+        else:
+            coefs = [adaptive_lasso(X_std, X, predictors, target) for target, predictors in tasks]
+    for (target, predictors), coef in zip(tasks, coefs):
+        B[target, predictors] = coef
     return B

@@ -24,6 +24,10 @@ class Config:
     acc_seeds: int = 3
     acc_noise: str = "laplace"
     expected_degree: float = 2.0
+    # Experiment 3b: bootstrap edge probabilities, ours and the package's on the same resamples.
+    boot_dims: int = 8
+    boot_samples: int = 200
+    boot_resamples: int = 100
     # Experiment 4: VarLiNGAM on statsmodels' macrodata.
     var_max_lags: int = 4
     # Experiment 5: gene-network knockouts.
@@ -51,6 +55,11 @@ class Config:
         for name in ("agree_seeds", "acc_seeds", "gene_seeds", "var_max_lags"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.boot_dims < 2 or self.boot_samples < 10 or self.boot_resamples < 1:
+            raise ConfigError(
+                f"boot_dims must be >= 2, boot_samples >= 10 and boot_resamples >= 1; got "
+                f"{self.boot_dims}, {self.boot_samples}, {self.boot_resamples}"
+            )
         if self.genes < 3 or self.gene_samples < 10:
             raise ConfigError("genes must be >= 3 and gene_samples >= 10")
         if self.expected_degree <= 0 or self.gene_degree <= 0:

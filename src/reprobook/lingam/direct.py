@@ -1,124 +1,130 @@
 """DirectLiNGAM and VARLiNGAM with an array-module backend (NumPy on CPU, CuPy on GPU).
 
-Drop-in compatible with ``lingam.DirectLiNGAM`` / ``lingam.VARLiNGAM``: the
-same constructor arguments (for the measure and prior-knowledge modes we
-support), ``fit``, ``causal_order_``, ``adjacency_matrix_`` and, for VAR,
-``adjacency_matrices_``, ``residuals_``.
+Drop-in replacements for ``lingam.DirectLiNGAM`` and ``lingam.VARLiNGAM``,
+written as subclasses of the package's own classes (``lingam.base._BaseLiNGAM``
+and ``lingam.VARLiNGAM``) so that the package's ``isinstance`` checks pass and
+its ``estimate_total_effect`` and ``get_error_independence_p_values`` are
+inherited. The same constructor arguments (both measures, prior knowledge in
+both modes), ``fit``, ``bootstrap`` (returning the package's result classes)
+and fitted attributes, with the same results as the package.
 """
 
 from __future__ import annotations
 
-import contextlib
-
+import lingam
 import numpy as np
+from lingam.base import _BaseLiNGAM
+from lingam.bootstrap import BootstrapResult
+from lingam.var_lingam import VARBootstrapResult
+from sklearn.utils import check_random_state, resample
 
-from ..common import array_module, progress, to_numpy
+from ..common import array_module, progress
 from .adjacency import adaptive_lasso, estimate_adjacency, standardize
-from .ordering import make_pool, pairwise_scores, residualize
-from .validation import check_data, check_prior_knowledge
+from .ordering import check_backend
+
+# The search is re-exported: code written against earlier versions imports it from here.
+from .search import (
+    MEASURES,
+    causal_order,
+    check_measure,
+    kernel_scores,
+    partial_orders_from_prior_knowledge,
+    soft_candidates,
+    soft_pwling_scores,
+)
+from .validation import check_data, check_n_sampling, check_prior_knowledge
 
 
-def partial_orders_from_prior_knowledge(pk: np.ndarray) -> np.ndarray:
-    """Pairs ``[before, after]`` implied by a prior-knowledge matrix.
+def _positions(causal_order) -> np.ndarray:
+    """``pos[v]``: the place of variable ``v`` in ``causal_order``."""
+    order = np.asarray(causal_order, dtype=int)
+    pos = np.empty(len(order), dtype=int)
+    pos[order] = np.arange(len(order))
+    return pos
 
-    ``pk[i, j] == 1``: x_j has a directed path to x_i, so j comes before i.
-    ``pk[i, j] == 0``: x_j has no path to x_i, so i may come before j -- unless
-    ``pk[j, i] == 0`` as well, which orders nothing. Contradictory path
-    statements are an error.
+
+def dag_total_effects(B: np.ndarray, causal_order) -> np.ndarray:
+    """``A = inv(I - B)``: ``A[i, j]`` is the total effect of x_j on x_i, the sum
+    over the directed paths j -> i of the products of their edge weights.
+
+    Forward substitution along ``causal_order`` (``A_i = e_i + B_i A``), O(d^3),
+    where the package enumerates every path (exponential in d on dense graphs).
+    Pairs without a path come out exactly 0, as in the package; ``B`` must have
+    no edge against the order.
     """
-    d = pk.shape[0]
-    off = ~np.eye(d, dtype=bool)
-    path = (pk == 1) & off
-    clash = path & path.T
-    if clash.any():
-        pairs = np.argwhere(np.triu(clash)).tolist()
-        raise ValueError(f"prior_knowledge says both i->j and j->i for the pairs {pairs}")
-    no_path = (pk == 0) & off
-    no_path_one_way = no_path & ~no_path.T
-    before = set(map(tuple, np.argwhere(path)[:, ::-1].tolist()))  # (j, i) for pk[i, j] == 1
-    before |= set(map(tuple, np.argwhere(no_path_one_way).tolist()))  # (i, j) for pk[i, j] == 0
-    return np.array(sorted(before), dtype=int).reshape(-1, 2)
+    B = np.asarray(B, dtype=np.float64)
+    pos = _positions(causal_order)
+    if np.any((B != 0) & (pos[None, :] >= pos[:, None])):
+        raise ValueError("B has an edge from a later to an earlier variable of the causal order")
+    A = np.zeros_like(B)
+    for i in causal_order:
+        A[i] = B[i] @ A
+        A[i, i] = 1.0
+    return A
 
 
-def causal_order(
-    X: np.ndarray,
-    xp=np,
-    *,
-    partial_orders: np.ndarray | None = None,
-    n_jobs: int | None = None,
-    chunk_elements: int | None = None,
-    record_scores: bool = False,
-    show_progress: bool = False,
-):
-    """The DirectLiNGAM causal order of the columns of ``X`` (validated, float64).
+def ordered_pairs(causal_order) -> np.ndarray:
+    """``mask[to, from]``: ``from`` precedes ``to`` in ``causal_order``, the pairs
+    whose total effects the package's bootstrap fills."""
+    pos = _positions(causal_order)
+    return pos[:, None] > pos[None, :]
 
-    Returns ``(order, scores)``; ``scores[t]`` is ``(U, M)`` at step ``t`` (the
-    remaining columns and their scores) when ``record_scores``, else empty.
+
+def var_total_effects(B_taus: np.ndarray, causal_order) -> np.ndarray:
+    """The package's VAR bootstrap total effects, shape (d, d * (1 + lags)).
+
+    Lag 0: ``inv(I - B_0)`` for the ordered pairs; lag tau: ``inv(I - B_0) B_tau``,
+    the effect of x_{t-tau} on x_t through the instantaneous graph, as the
+    package's ``estimate_total_effect2`` defines it (paths through the
+    intermediate times are not counted).
     """
-    n, d = X.shape
-    # Rows are variables. Always a copy: the steps residualize it in place, and
-    # X.T of a Fortran-ordered X would otherwise be the caller's own memory.
-    XT = xp.asarray(np.array(X.T, dtype=np.float64, order="C", copy=True))
-    U = np.arange(d)
-    order: list[int] = []
-    scores: list[tuple[np.ndarray, np.ndarray]] = []
-    po = None if partial_orders is None else np.array(partial_orders, dtype=int).reshape(-1, 2)
-    with contextlib.ExitStack() as stack:
-        if xp is np:
-            # Idle OpenBLAS threads spin and steal the cores the workers need.
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(1, user_api="blas"))
-        pool = make_pool(n_jobs, d, n, xp)
-        if pool is not None:
-            stack.enter_context(pool)
-        bar = stack.enter_context(progress(total=d, desc="causal order", disable=not show_progress))
-        while len(U) > 1:
-            candidates = U if po is None or len(po) == 0 else U[~np.isin(U, po[:, 1])]
-            if len(candidates) == 0:
-                raise ValueError("prior_knowledge leaves no variable that may come next (a cycle)")
-            if len(candidates) == 1:
-                m = int(candidates[0])
-            else:
-                M = to_numpy(pairwise_scores(XT[xp.asarray(U)], xp, pool=pool, chunk_elements=chunk_elements))
-                allowed = np.isin(U, candidates)
-                # argmax over the allowed candidates; ties go to the first index.
-                m = int(U[np.flatnonzero(allowed)[int(np.argmax(M[allowed]))]])
-                if record_scores:
-                    scores.append((U.copy(), M))
-            rest = U[U != m]
-            residualize(XT, m, xp.asarray(rest))
-            order.append(m)
-            U = rest
-            if po is not None and len(po):
-                po = po[po[:, 0] != m]
-            bar.update(1)
-        order.append(int(U[0]))
-        bar.update(1)
-    return order, scores
+    A0 = dag_total_effects(B_taus[0], causal_order)
+    blocks = [np.where(ordered_pairs(causal_order), A0, 0.0)] + [A0 @ B for B in B_taus[1:]]
+    return np.concatenate(blocks, axis=1)
 
 
-class DirectLiNGAM:
-    """DirectLiNGAM (Shimizu et al. 2011) with the pairwise likelihood-ratio
-    measure of Hyvarinen & Smith (2013), vectorized over all pairs of a step.
+def _resampling_state(random_state):
+    """What ``sklearn.utils.resample`` draws from: NumPy's global RNG (None), as
+    the package always does, or a ``RandomState`` seeded with ``random_state``."""
+    return None if random_state is None else check_random_state(random_state)
+
+
+class DirectLiNGAM(_BaseLiNGAM):
+    """DirectLiNGAM (Shimizu et al. 2011), vectorized over all pairs of a step
+    for the pairwise likelihood-ratio measure of Hyvarinen & Smith (2013).
 
     Parameters
     ----------
-    random_state : int, optional
-        Accepted for compatibility with ``lingam.DirectLiNGAM`` (the method is deterministic).
-    prior_knowledge : array (d, d), optional
-        0: no path x_j -> x_i; 1: path; -1: unknown (the ``lingam`` convention),
-        applied strictly to the order and to the adjacency.
+    random_state : int or RandomState, optional
+        Seeds the resamples of :meth:`bootstrap` (the fit is deterministic). The
+        package ignores it there and always draws from NumPy's global RNG, as we
+        do when it is None.
+    prior_knowledge : array or DataFrame (d, d), optional
+        0: no path x_j -> x_i; 1: path; -1: unknown (the ``lingam`` convention).
     apply_prior_knowledge_softly : bool
-        Only ``False`` is supported.
-    measure : str
-        Only ``"pwling"`` (the ``lingam`` default) is supported.
+        False: the order obeys the knowledge strictly. True: the package's soft
+        mode (:func:`soft_candidates`). "No path" entries are never edges in
+        either mode.
+    measure : {"pwling", "kernel"}
+        Pairwise likelihood ratios (the package's default) or the kernel mutual
+        information of the original DirectLiNGAM (O(n^3) per pair).
     device : {"cpu", "cuda", "auto"}
         Where the ordering runs; ``cuda`` uses CuPy, float64 throughout.
+    backend : {"fused", "vectorized"}
+        How a pwling step's residual entropies are computed: one compiled
+        kernel per step (numba on the CPU, a CUDA RawKernel on the GPU), or
+        array operations on blocks of pairs (the reference; see
+        :func:`pairwise_scores`). Same numbers to 1e-13.
     n_jobs : int, optional
-        Worker processes for large steps on the CPU (default: all cores).
+        Cores on the CPU (default: all): threads of the fused kernel, worker
+        processes of the vectorized path and of the adjacency step.
     chunk_elements : int, optional
-        Pair-block size in float64 elements (see :func:`pairwise_scores`).
+        Pair-block size in float64 elements of the vectorized path (see :func:`pairwise_scores`).
+    record_scores : bool
+        Keep each step's scores in ``scores_`` (see :func:`causal_order`).
+    show_progress : bool
+        Progress bars over the steps of the order (and, by default, over the
+        resamples of :meth:`bootstrap`).
     """
 
     def __init__(
@@ -129,65 +135,125 @@ class DirectLiNGAM:
         measure: str = "pwling",
         *,
         device: str = "cpu",
+        backend: str = "fused",
         n_jobs: int | None = None,
         chunk_elements: int | None = None,
         record_scores: bool = False,
         show_progress: bool = False,
     ):
-        if measure != "pwling":
-            raise ValueError(f"measure must be 'pwling' (the only one implemented here), got {measure!r}")
-        if apply_prior_knowledge_softly:
-            raise ValueError(
-                "apply_prior_knowledge_softly=True is not implemented; use the strict mode (False)"
-            )
+        check_measure(measure)
+        check_backend(backend)
         if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
             raise ValueError(f"n_jobs must be a positive integer or None, got {n_jobs!r}")
-        self._random_state = random_state
+        super().__init__(random_state)
         self._Aknw = prior_knowledge
+        self._apply_prior_knowledge_softly = bool(apply_prior_knowledge_softly)
+        self._measure = measure
         self.device = device
+        self.backend = backend
         self.n_jobs = n_jobs
         self.chunk_elements = chunk_elements
         self.record_scores = record_scores
         self.show_progress = show_progress
-        self._causal_order = None
-        self._adjacency_matrix = None
         self.scores_ = []
 
     def fit(self, X):
         """Estimate the causal order and the adjacency matrix of ``X`` (n_samples, n_features)."""
         X = check_data(X)
         pk = check_prior_knowledge(self._Aknw, X.shape[1])
-        xp = array_module(self.device)
         order, self.scores_ = causal_order(
             X,
-            xp,
-            partial_orders=None if pk is None else partial_orders_from_prior_knowledge(pk),
+            array_module(self.device),
+            measure=self._measure,
+            prior_knowledge=pk,
+            apply_prior_knowledge_softly=self._apply_prior_knowledge_softly,
+            backend=self.backend,
             n_jobs=self.n_jobs,
             chunk_elements=self.chunk_elements,
             record_scores=self.record_scores,
             show_progress=self.show_progress,
         )
         self._causal_order = order
-        self._adjacency_matrix = estimate_adjacency(X, order, pk)
+        self._adjacency_matrix = estimate_adjacency(X, order, pk, n_jobs=self.n_jobs)
         return self
 
-    @property
-    def causal_order_(self) -> list[int]:
-        """The estimated causal order (a list of column indices, causes first)."""
-        return self._causal_order
+    def bootstrap(self, X, n_sampling, *, show_progress: bool | None = None) -> BootstrapResult:
+        """Refit on ``n_sampling`` bootstrap resamples of the rows of ``X``.
 
-    @property
-    def adjacency_matrix_(self) -> np.ndarray:
-        """``B[i, j]``: the direct effect of x_j on x_i."""
-        return self._adjacency_matrix
+        Returns the package's ``BootstrapResult``. Resamples as the package does
+        (``sklearn.utils.resample``), so after ``np.random.seed(s)`` both draw the
+        same resamples; with a ``random_state`` they come from
+        ``np.random.RandomState(random_state)`` instead (the package ignores
+        ``random_state`` here). Total effects are filled
+        for the pairs ordered from -> to in each fit, in closed form
+        (:func:`dag_total_effects`). As in the package, the model is left fitted
+        to the last resample. ``show_progress``: a bar over the resamples
+        (default: the constructor's setting).
+        """
+        X = check_data(X)
+        n_sampling = check_n_sampling(n_sampling)
+        n, d = X.shape
+        random_state = _resampling_state(self._random_state)
+        adjacency_matrices = np.zeros((n_sampling, d, d))
+        total_effects = np.zeros((n_sampling, d, d))
+        resampled_indices = []
+        show = self.show_progress if show_progress is None else show_progress
+        for s in progress(range(n_sampling), desc="bootstrap", disable=not show):
+            resampled_X, index = resample(X, np.arange(n), random_state=random_state)
+            self.fit(resampled_X)
+            adjacency_matrices[s] = self._adjacency_matrix
+            A = dag_total_effects(self._adjacency_matrix, self._causal_order)
+            total_effects[s] = np.where(ordered_pairs(self._causal_order), A, 0.0)
+            resampled_indices.append(index)
+        return BootstrapResult(adjacency_matrices, total_effects, resampled_indices=resampled_indices)
 
 
-class VARLiNGAM:
+def estimate_var_coefs(X: np.ndarray, max_lags: int, criterion: str | None):
+    """A VAR without intercept (statsmodels), the lag order 1..max_lags that
+    minimizes ``criterion`` (``max_lags`` when None), as the package fits it.
+    Returns ``(coefs, lags, residuals)``."""
+    from statsmodels.tsa.vector_ar.var_model import VAR
+
+    if criterion is None:
+        result = VAR(X).fit(maxlags=max_lags, trend="n")
+    else:
+        result, best = None, np.inf
+        for lag in range(1, max_lags + 1):
+            fitted = VAR(X).fit(maxlags=lag, ic=None, trend="n")
+            value = getattr(fitted, criterion)
+            if value < best:
+                best, result = value, fitted
+    return result.coefs, result.k_ar, result.resid
+
+
+def simulate_var(ar_coefs: np.ndarray, innovations: np.ndarray, start: int) -> np.ndarray:
+    """``x_t = sum_tau M_tau x_{t-tau} + e_t`` from ``t = start`` on, ``x_t = e_t``
+    before; values before time 0 count as zero. The series the package's VAR
+    bootstrap rebuilds, with ``start`` its ``lags`` setting."""
+    X = np.zeros_like(innovations)
+    X[:start] = innovations[:start]
+    for t in range(start, len(X)):
+        x = np.zeros(X.shape[1])
+        for tau, M in enumerate(ar_coefs[:t], start=1):
+            x += M @ X[t - tau]
+        X[t] = x + innovations[t]
+    return X
+
+
+class VARLiNGAM(lingam.VARLiNGAM):
     """VAR-LiNGAM (Hyvarinen et al. 2010): a VAR for the lags, DirectLiNGAM for
     the instantaneous effects among its residuals.
 
     ``x_t = sum_{tau=0..L} B_tau x_{t-tau} + e_t``, with ``B_0`` from
     DirectLiNGAM on the VAR residuals and ``B_tau = (I - B_0) M_tau``.
+
+    The arguments are the package's. ``lingam_model`` is a model object (our
+    :class:`DirectLiNGAM` or any ``lingam`` ``_BaseLiNGAM``; default: our
+    DirectLiNGAM on ``device``). ``random_state`` seeds the resamples of
+    :meth:`bootstrap` (the package ignores it). Unlike the package, which
+    starts a refit from the AR coefficients and lag order of the previous fit,
+    every fit starts from the constructor's ``lags`` and ``ar_coefs``.
+    ``show_progress``: progress bars (the default model's order, the bootstrap).
     """
 
     def __init__(
@@ -200,30 +266,41 @@ class VARLiNGAM:
         random_state=None,
         *,
         device: str = "cpu",
+        show_progress: bool = False,
     ):
         if not isinstance(lags, (int, np.integer)) or lags < 1:
             raise ValueError(f"lags must be a positive integer, got {lags!r}")
         if criterion not in ("aic", "fpe", "hqic", "bic", None):
             raise ValueError(f"criterion must be one of 'aic', 'fpe', 'hqic', 'bic' or None, got {criterion!r}")
-        self._lags = lags
-        self._criterion = criterion
-        self._prune = prune
-        self._ar_coefs = None if ar_coefs is None else np.asarray(ar_coefs, dtype=np.float64)
-        self._lingam_model = lingam_model
-        self._random_state = random_state
+        super().__init__(lags, criterion, prune, ar_coefs, lingam_model, random_state)
+        # The package overwrites _lags and _ar_coefs with what a fit finds; these keep the settings.
+        self._max_lags = lags
+        self._given_ar_coefs = self._ar_coefs
         self.device = device
+        self.show_progress = show_progress
         self._causal_order = None
         self._adjacency_matrices = None
         self._residuals = None
 
     def fit(self, X):
-        """Fit the VAR, then DirectLiNGAM on its residuals; ``X`` is (n_samples, n_features)."""
-        X = check_data(X, min_samples=self._lags + 2)
-        model = self._lingam_model or DirectLiNGAM(device=self.device)
-        if self._ar_coefs is None:
-            M_taus, lags, residuals = self._estimate_var_coefs(X)
+        """Fit the VAR, then the LiNGAM model on its residuals; ``X`` is (n_samples, n_features)."""
+        return self._fit(X, self._criterion)
+
+    def _fit(self, X, criterion):
+        """:meth:`fit` with the lag-order ``criterion`` given (the bootstrap uses none)."""
+        X = check_data(X, min_samples=self._max_lags + 2)
+        model = self._lingam_model
+        if model is None:
+            model = DirectLiNGAM(device=self.device, show_progress=self.show_progress)
+        elif not isinstance(model, _BaseLiNGAM):
+            raise ValueError(
+                "lingam_model must be a subclass of _BaseLiNGAM: a model object such as "
+                f"DirectLiNGAM() or lingam.DirectLiNGAM(), got {model!r}"
+            )
+        if self._given_ar_coefs is None:
+            M_taus, lags, residuals = estimate_var_coefs(X, self._max_lags, criterion)
         else:
-            M_taus = self._ar_coefs
+            M_taus = self._given_ar_coefs
             if M_taus.ndim != 3 or M_taus.shape[1:] != (X.shape[1], X.shape[1]):
                 raise ValueError(
                     f"ar_coefs must have shape (lags, n_features, n_features), got {M_taus.shape}"
@@ -241,20 +318,34 @@ class VARLiNGAM:
         self._adjacency_matrices = B_taus
         return self
 
-    def _estimate_var_coefs(self, X):
-        """VAR without intercept (statsmodels); the lag order by the criterion over 1..lags."""
-        from statsmodels.tsa.vector_ar.var_model import VAR
+    def bootstrap(self, X, n_sampling, *, show_progress: bool | None = None) -> VARBootstrapResult:
+        """Refit on ``n_sampling`` series rebuilt from resampled VAR residuals.
 
-        if self._criterion is None:
-            result = VAR(X).fit(maxlags=self._lags, trend="n")
-        else:
-            result, best = None, np.inf
-            for lag in range(1, self._lags + 1):
-                fitted = VAR(X).fit(maxlags=lag, ic=None, trend="n")
-                value = getattr(fitted, self._criterion)
-                if value < best:
-                    best, result = value, fitted
-        return result.coefs, result.k_ar, result.resid
+        Returns the package's ``VARBootstrapResult``, computed as the package
+        does: fit ``X`` with all ``lags`` (no criterion), resample its residuals
+        to ``n_samples`` rows (``sklearn.utils.resample``: NumPy's global RNG, or
+        ``np.random.RandomState(random_state)`` when given, which the package
+        ignores), rebuild a series with the fitted VAR coefficients
+        (:func:`simulate_var`), refit it. Total effects, shape
+        (n_sampling, d, d * (1 + lags)), in closed form (:func:`var_total_effects`).
+        As in the package, the model is left fitted to the last resample.
+        ``show_progress``: a bar over the resamples (default: the constructor's).
+        """
+        X = check_data(X, min_samples=self._max_lags + 2)
+        n_sampling = check_n_sampling(n_sampling)
+        n, d = X.shape
+        self._fit(X, criterion=None)
+        ar_coefs, residuals = self._ar_coefs, self._residuals
+        random_state = _resampling_state(self._random_state)
+        adjacency_matrices = []
+        total_effects = np.zeros((n_sampling, d, d * (1 + self._lags)))
+        show = self.show_progress if show_progress is None else show_progress
+        for s in progress(range(n_sampling), desc="bootstrap", disable=not show):
+            innovations = resample(residuals, n_samples=n, random_state=random_state)
+            self._fit(simulate_var(ar_coefs, innovations, self._max_lags), criterion=None)
+            adjacency_matrices.append(np.concatenate(list(self._adjacency_matrices), axis=1))
+            total_effects[s] = var_total_effects(self._adjacency_matrices, self._causal_order)
+        return VARBootstrapResult(adjacency_matrices, total_effects)
 
     @staticmethod
     def _calc_residuals(X, M_taus, lags):
@@ -284,16 +375,3 @@ class VARLiNGAM:
             for tau in range(L):
                 B_taus[tau + 1][i, :] = coef[pos + d * tau : pos + d * (tau + 1)]
         return B_taus
-
-    @property
-    def causal_order_(self) -> list[int]:
-        return self._causal_order
-
-    @property
-    def adjacency_matrices_(self) -> np.ndarray:
-        """``B_tau`` for tau = 0..lags, shape (lags + 1, d, d)."""
-        return self._adjacency_matrices
-
-    @property
-    def residuals_(self) -> np.ndarray:
-        return self._residuals

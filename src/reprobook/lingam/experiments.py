@@ -191,27 +191,58 @@ def knockout_study(cfg, seed: int, device: str) -> pd.DataFrame:
 
 
 def load_benchmark(path) -> dict:
-    """The saved CPU benchmark: a table, log-log slopes of time vs d, the ratio at d = 100."""
+    """The saved CPU benchmark (``benchmarks/lingam_speed.py``).
+
+    Returns the timing table, the ratios to the package at d = 100 (ordering
+    and whole fit, one thread and all cores), log-log slopes of ordering time
+    vs d (d >= 25), the bootstrap row, and the hardware line.
+    """
     from ..common import load_results
 
     saved = load_results(path)
     table = pd.DataFrame(saved["results"]["rows"])
-    cols = ["d", "n", "peer_order_s", "ours_order_s", "ratio", "same_order", "ours_fit_s"]
-    table = table[[c for c in cols if c in table]]
+    if "order_1t_s" not in table:
+        raise ValueError(f"{path} is from an older benchmark; rerun benchmarks/lingam_speed.py")
     slopes = {}
-    for col in ("peer_order_s", "ours_order_s"):
-        pts = table.dropna(subset=[col])
+    for col in ("peer_order_s", "order_1t_s", "order_s"):
+        pts = table.dropna(subset=[col]) if col in table else table.iloc[:0]
         pts = pts[pts.d >= 25]  # below that, fixed costs dominate
         slopes[col] = float(np.polyfit(np.log(pts.d), np.log(pts[col]), 1)[0]) if len(pts) >= 2 else np.nan
-    at_100 = table[(table.d == 100) & table.ratio.notna()]
+    at_100 = table[(table.d == 100)].dropna(subset=["peer_order_s"]) if "peer_order_s" in table else table.iloc[:0]
     if at_100.empty:
-        raise ValueError(f"{path} has no peer timing at d = 100; rerun benchmarks/lingam_speed.py")
+        raise ValueError(f"{path} has no package timing at d = 100; rerun benchmarks/lingam_speed.py")
+    row = at_100.iloc[0]
     hw = saved["provenance"]["hardware"]
     return {
         "table": table,
         "slopes": slopes,
-        "ratio_at_100": float(at_100.ratio.iloc[0]),
+        "at_100": {k: float(row[k]) for k in ("order_ratio_1t", "order_ratio", "fit_ratio_1t", "fit_ratio")},
+        "cores": int(row["cores"]),
+        "bootstrap": saved["results"]["bootstrap"],
         "hardware": f"{hw.get('processor')}, {hw.get('cpu_count')} cores, numpy {hw.get('numpy')}",
+    }
+
+
+def bootstrap_study(d: int, n: int, n_sampling: int, seed: int, device: str, n_jobs=None) -> dict:
+    """Bootstrap edge probabilities of ours and of `lingam.DirectLiNGAM` on the same resamples.
+
+    Both estimators draw their resamples from NumPy's global RNG (the package's
+    convention), which is seeded identically before each. Returns the true
+    graph, both results and their largest differences.
+    """
+    rng = np.random.default_rng([seed, 77])
+    sem = random_sem(d, rng, noise="laplace", expected_degree=2.0)
+    X = sem.sample(n, rng)
+    np.random.seed(seed)
+    ours = DirectLiNGAM(device=device, n_jobs=n_jobs).bootstrap(X, n_sampling)
+    np.random.seed(seed)
+    peer = _peer().DirectLiNGAM().bootstrap(X, n_sampling)
+    return {
+        "B_true": sem.B,
+        "ours": ours,
+        "peer": peer,
+        "max_probability_gap": float(np.abs(ours.get_probabilities() - peer.get_probabilities()).max()),
+        "max_total_effect_gap": float(np.abs(ours.total_effects_ - peer.total_effects_).max()),
     }
 
 
@@ -227,6 +258,8 @@ def load_gpu_results(path) -> dict | None:
     checks = res["order_checks"]
     return {
         "table": pd.DataFrame(res["timings"]),
+        "checks": pd.DataFrame(checks),
+        "headline": res.get("headline"),
         "same": sum(bool(c["same_order"]) for c in checks),
         "cases": len(checks),
     }

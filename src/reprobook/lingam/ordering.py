@@ -238,7 +238,26 @@ def make_pool(n_jobs: int | None, k: int, n: int, xp=np) -> WorkerPool | None:
     return WorkerPool(min(n_jobs, k), k, n)
 
 
-def pairwise_scores(XT, xp=np, *, pool: WorkerPool | None = None, chunk_elements: int | None = None, return_D: bool = False):
+#: The two implementations of a step's residual entropies (see :mod:`reprobook.lingam.fused`).
+BACKENDS = ("fused", "vectorized")
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    return backend
+
+
+def pairwise_scores(
+    XT,
+    xp=np,
+    *,
+    backend: str = "fused",
+    n_jobs: int | None = None,
+    pool: WorkerPool | None = None,
+    chunk_elements: int | None = None,
+    return_D: bool = False,
+):
     """Scores ``M`` (and optionally the matrix ``D``) of one ordering step.
 
     Parameters
@@ -248,13 +267,21 @@ def pairwise_scores(XT, xp=np, *, pool: WorkerPool | None = None, chunk_elements
         transposed so that per-variable reductions run along contiguous memory).
     xp : module
         ``numpy`` or ``cupy``.
+    backend : {"fused", "vectorized"}
+        ``fused``: one compiled kernel per step (numba on the CPU, a CUDA
+        RawKernel on the GPU, :mod:`reprobook.lingam.fused`); ``vectorized``:
+        array operations on blocks of pairs, the reference the fused kernels
+        are tested against.
+    n_jobs : int, optional
+        Threads of the fused CPU kernel (default: all cores).
     pool : WorkerPool, optional
-        Worker processes for large steps on the CPU (see :func:`make_pool`).
+        Worker processes for large steps of the vectorized CPU path (see :func:`make_pool`).
     chunk_elements : int, optional
         Rows of the pair matrix are processed in blocks of about this many
         float64 elements (pairs x n). Default: 2**15 on CPU (cache sized),
         2**27 on GPU (1 GiB per buffer).
     """
+    check_backend(backend)
     k, n = XT.shape
     if chunk_elements is None:
         chunk_elements = 2**15 if xp is np else 2**27
@@ -266,25 +293,47 @@ def pairwise_scores(XT, xp=np, *, pool: WorkerPool | None = None, chunk_elements
     C = (Sc @ Sc.T) / n
     coef = C / xp.diagonal(C)[None, :]
     xp.fill_diagonal(coef, 0.0)  # r_i|i := s_i, computed and ignored
-    # 3. Marginal entropies, once per step.
-    Hx = entropy(S, xp)
-    # 4. Residual entropies E[i, j] = H(r_i|j / std), every ordered pair once.
+    # 3. Residual entropies E[i, j] = H(r_i|j / std), every ordered pair once,
+    # 4. and the marginal entropies H(s_i), once per step.
+    if backend == "fused":
+        from . import fused
+
+        if xp is np:
+            E, var = fused.residual_entropies_cpu(S, coef, n_jobs)
+        else:
+            E, var = fused.residual_entropies_cuda(S, coef)
+        collinear = var <= fused.MIN_VARIANCE
+        if bool(collinear.any()):
+            flat = int(xp.argmax(collinear))
+            raise _collinear_error(flat // k, flat % k)
+        Hx = xp.diagonal(E).copy()  # coef[i, i] = 0: the residual of i on i is s_i
+    else:
+        E = _vectorized_entropies(S, coef, k, n, pool, chunk_elements, xp)
+        Hx = entropy(S, xp)
+    # 5. D_ij = H(x_j) + E_ij - H(x_i) - E_ji ;  M_i = -sum_j min(0, D_ij)^2.
+    D = Hx[None, :] + E - Hx[:, None] - E.T
+    xp.fill_diagonal(D, 0.0)
+    M = -(xp.minimum(D, 0.0) ** 2).sum(axis=1) + 0.0  # + 0.0: no negative zeros
+    return (M, D) if return_D else M
+
+
+def _collinear_error(i: int, j: int) -> ValueError:
+    return ValueError(
+        f"remaining variables {i} and {j} (positions in the current step) "
+        "are perfectly collinear: a residual has zero variance. DirectLiNGAM needs "
+        "non-degenerate noise; remove duplicated or deterministic columns."
+    )
+
+
+def _vectorized_entropies(S, coef, k, n, pool, chunk_elements, xp):
     try:
         if pool is not None and k * k * n >= PARALLEL_MIN_ELEMENTS:
             E = pool.entropy_matrix(S, coef, chunk_elements)
         else:
             E = entropy_matrix(S, coef, chunk_elements, xp)
     except _CollinearError as err:
-        raise ValueError(
-            f"remaining variables {err.i} and {err.j} (positions in the current step) "
-            "are perfectly collinear: a residual has zero variance. DirectLiNGAM needs "
-            "non-degenerate noise; remove duplicated or deterministic columns."
-        ) from None
-    # 5. D_ij = H(x_j) + E_ij - H(x_i) - E_ji ;  M_i = -sum_j min(0, D_ij)^2.
-    D = Hx[None, :] + E - Hx[:, None] - E.T
-    xp.fill_diagonal(D, 0.0)
-    M = -(xp.minimum(D, 0.0) ** 2).sum(axis=1) + 0.0  # + 0.0: no negative zeros
-    return (M, D) if return_D else M
+        raise _collinear_error(err.i, err.j) from None
+    return E
 
 
 def residualize(XT, m: int, rows):

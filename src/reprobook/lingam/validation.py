@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 
 def check_data(X, *, name: str = "X", min_samples: int = 2, min_features: int = 2) -> np.ndarray:
     """Return ``X`` as a C-contiguous float64 array of shape (n_samples, n_features).
 
-    Raises ``ValueError`` (``TypeError`` for non-numeric data) naming the
-    problem: wrong number of dimensions, too few rows or columns, NaN or
-    infinite entries, constant columns.
+    Raises ``ValueError`` naming the problem (so code that catches the
+    package's errors keeps working): non-numeric or complex data, wrong number
+    of dimensions, too few rows or columns, NaN or infinite entries, constant
+    columns.
     """
     if hasattr(X, "get") and type(X).__module__.startswith("cupy"):
         X = X.get()
@@ -18,12 +21,12 @@ def check_data(X, *, name: str = "X", min_samples: int = 2, min_features: int = 
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
-        raise TypeError(
+        raise ValueError(
             f"{name} must be numeric (an int or float array of shape (n_samples, n_features)), "
             f"got dtype {arr.dtype}"
         )
     if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
+        raise ValueError(f"{name} must be real-valued, got complex dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, n_features), got {arr.ndim}-D shape {arr.shape}"
@@ -64,3 +67,12 @@ def check_prior_knowledge(prior_knowledge, n_features: int) -> np.ndarray | None
     if not np.isin(pk, (-1.0, 0.0, 1.0)).all():
         raise ValueError("prior_knowledge entries must be 0 (no path), 1 (path) or -1 (unknown)")
     return pk
+
+
+def check_n_sampling(n_sampling) -> int:
+    """The number of bootstrap resamples: a positive integer."""
+    if isinstance(n_sampling, bool) or not isinstance(n_sampling, numbers.Integral) or n_sampling < 1:
+        raise ValueError(
+            f"n_sampling (the number of bootstrap resamples) must be a positive integer, got {n_sampling!r}"
+        )
+    return int(n_sampling)

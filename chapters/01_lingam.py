@@ -162,8 +162,8 @@ print(f"preset={preset}, seed={seed}")
 #
 # On the CPU this is a numba kernel with a parallel loop over pairs (threads,
 # no temporaries of size $n \times$ pairs). One catch: a compiled loop that
-# calls the C library's `exp` stays scalar, about 21 ns per sample-pair, four
-# times *slower* than NumPy. So the kernel evaluates its two functions with
+# calls the C library's `exp` stays scalar, and is *slower* than NumPy's
+# vectorized loops (in a prototype, not part of the benchmark). So the kernel evaluates its two functions with
 # polynomials the compiler can vectorize: $e^{x} = 2^k e^{r}$ with
 # $|r| \le \tfrac12\ln 2$ and $e^{r}$ a degree-10 polynomial, $2^k$ written
 # into the exponent bits; and
@@ -349,8 +349,14 @@ print(f"log-log slopes for d >= 25: lingam package {bench['slopes']['peer_order_
 claims.add(
     "Ordering speed-up over the lingam package",
     "up to 32x (GPU vs CPU package)",
-    f"{r['order_ratio_1t']:.0f}x on 1 thread, {r['order_ratio']:.0f}x on {cores} cores "
-    f"at d = 100, n = 1000 (goals 100x, 150x)",
+    f"{r['order_ratio']:.0f}x on {cores} cores, {r['order_ratio_1t']:.0f}x on 1 thread at d = 100, n = 1000",
+    r["order_ratio"] >= 30,
+    note="saved benchmark; the block kernel alone passes too (see the goals table)",
+)
+claims.add(
+    "Fused kernel meets its ordering goals",
+    "not reported (our goals: 100x on 1 thread, 150x on 2 cores)",
+    f"{r['order_ratio_1t']:.0f}x on 1 thread, {r['order_ratio']:.0f}x on {cores} cores at d = 100",
     r["order_ratio_1t"] >= 100 and r["order_ratio"] >= 150,
     note="saved benchmark",
 )
@@ -367,9 +373,12 @@ claims.add(
 # spends about 1.7 ns per sample-pair on one thread, against about 5 ns for
 # the block kernel and about 140 ns for the package's Python loop (the line
 # printed above). The ordering comes out at 84x the package on one thread and
-# 146x on two cores: short of both goals we set (100x and 150x), so the claim
-# is marked NO. The whole fit, at 39x and 66x, meets its 30x goal. The
-# baseline, the block kernel alone, gives 28x and 38x.
+# 146x on two cores. That is well past the paper's 32x (and past the 30x this
+# chapter has asked of two cores since its first version), but the baseline
+# passes that bar too: the block kernel alone gives 28x and 38x. Against the
+# goals we set for the fused kernel before measuring it (100x and 150x) it
+# falls short on both, and that claim is marked NO. The whole fit, at 39x
+# and 66x, meets its 30x goal.
 #
 # Two things hold the ordering back. The kernel's inner loop is about sixty
 # vector operations per sample-pair (two exponentials, a log1p, the sums),

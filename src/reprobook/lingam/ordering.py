@@ -292,7 +292,7 @@ def pairwise_scores(
     Sc = S - S.mean(axis=1, keepdims=True)
     C = (Sc @ Sc.T) / n
     coef = C / xp.diagonal(C)[None, :]
-    xp.fill_diagonal(coef, 0.0)  # r_i|i := s_i, computed and ignored
+    xp.fill_diagonal(coef, 0.0)  # r_i|i := s_i: the fused kernel's H(x_i); ignored by the block kernel
     # 3. Residual entropies E[i, j] = H(r_i|j / std), every ordered pair once,
     # 4. and the marginal entropies H(s_i), once per step.
     if backend == "fused":

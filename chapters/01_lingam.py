@@ -13,17 +13,20 @@
 # %% [markdown]
 # # 01 · DirectLiNGAM at scale
 #
-# *Paper: "AcceleratedLiNGAM: learning causal DAGs at the speed of GPUs"
-# (seed abstract in `shared/seeds`).*
+# Victor Akinwande and J. Zico Kolter. "AcceleratedLiNGAM: Learning Causal
+# DAGs at the Speed of GPUs". arXiv preprint, 2024.
+# [arXiv:2403.03772](https://arxiv.org/abs/2403.03772)
+# {cite:p}`akinwande2024acceleratedlingam`.
 #
 # Causal discovery by search over graphs is slow. The paper's answer is not a
 # new estimator but a faster implementation of an old one: **DirectLiNGAM**
-# finds a causal order one variable at a time, and almost all of its time
-# goes into one sub-procedure, scoring every ordered pair of the remaining
-# variables. The paper moves that sub-procedure to GPU kernels and reports
-# **up to a 32-fold speed-up** over the `lingam` package, then applies
-# DirectLiNGAM to gene expression with genetic interventions and VarLiNGAM to
-# U.S. stock data.
+# {cite:p}`shimizu2011directlingam` finds a causal order one variable at a
+# time, and almost all of its time goes into one sub-procedure, scoring every
+# ordered pair of the remaining variables. The paper moves that sub-procedure
+# to GPU kernels and reports **up to a 32-fold speed-up** over the `lingam`
+# package {cite:p}`ikeuchi2023lingam`, then applies DirectLiNGAM to gene
+# expression with genetic interventions and VarLiNGAM
+# {cite:p}`hyvarinen2010varlingam` to U.S. stock data.
 #
 # This chapter derives the method, implements the ordering step twice (as
 # whole-array operations with one code path for NumPy and CuPy, and as one
@@ -46,18 +49,26 @@ overrides = {}  # e.g. {"acc_dims": [10, 100]}
 seed = 0
 device = "auto"  # "auto" | "cpu" | "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
 from reprobook.chapters import get_chapter
 from reprobook.claims import Claims
-from reprobook.common import REPO_ROOT, Table, resolve_device, seed_everything, set_plot_style
+from reprobook.common import (
+    REPO_ROOT,
+    Table,
+    resolve_device,
+    seed_everything,
+    set_plot_style,
+)
 from reprobook.lingam import DirectLiNGAM, entropy, pairwise_scores
 from reprobook.lingam import experiments as ex
 
-cfg = get_chapter("lingam").config(preset, overrides)  # bad preset or parameter: a clear error, now
+# a bad preset or parameter: a clear error, now
+cfg = get_chapter("lingam").config(preset, overrides, namespace=globals())
 device = resolve_device(device, "cupy")  # the GPU path runs on cupy
 seed_everything(seed)
 set_plot_style()
@@ -82,23 +93,24 @@ print(f"preset={preset}, seed={seed}")
 #
 # ## DirectLiNGAM: one exogenous variable at a time
 #
-# An exogenous variable (no parents) is the one whose regression residuals
-# are most independent of it. DirectLiNGAM (Shimizu et al., 2011) finds it,
-# appends it to the causal order, removes its effect from every other
+# An exogenous variable (no parents) is the one whose regression residuals are
+# most independent of it. DirectLiNGAM {cite:p}`shimizu2011directlingam` finds
+# it, appends it to the causal order, removes its effect from every other
 # variable by regression, and repeats on what is left.
 #
 # **Measuring independence by likelihood ratios.** For standardized $x_i,
 # x_j$ (mean 0, population variance 1) let
 # $r_{i|j} = x_i - \frac{\operatorname{cov}(x_i,x_j)}{\operatorname{var}(x_j)}\,x_j$
-# be the residual of $x_i$ regressed on $x_j$. Hyvärinen & Smith (2013) show
-# that the log-likelihood ratio between the models $x_i \to x_j$ and
-# $x_j \to x_i$ is, up to the factor $n$, a difference of entropies,
+# be the residual of $x_i$ regressed on $x_j$.
+# {cite:t}`hyvarinen2013pairwise` show that the log-likelihood ratio between
+# the models $x_i \to x_j$ and $x_j \to x_i$ is, up to the factor $n$, a
+# difference of entropies,
 #
 # $$ D_{ij} = \big[H(x_j) + H(\tilde r_{i|j})\big] - \big[H(x_i) + H(\tilde r_{j|i})\big],
 #    \qquad \tilde r = r / \operatorname{std}(r), $$
 #
 # positive when the data favour $x_i \to x_j$. The entropies are estimated
-# with the maximum-entropy approximation (Hyvärinen, 1998), for a
+# with the maximum-entropy approximation {cite:p}`hyvarinen1998entropy`, for a
 # standardized $u$,
 #
 # $$ H(u) \approx \tfrac{1+\log 2\pi}{2}
@@ -189,8 +201,8 @@ print(f"preset={preset}, seed={seed}")
 #
 # The adjacency matrix is then estimated as the package does it: regress each
 # variable on its predecessors in the order with the adaptive lasso
-# (scikit-learn's `LassoLarsIC` with BIC on OLS-weighted predictors), and
-# refit the surviving coefficients by OLS.
+# {cite:p}`zou2006adaptive` (scikit-learn's `LassoLarsIC` with BIC on
+# OLS-weighted predictors), and refit the surviving coefficients by OLS.
 #
 # ### A worked step
 #
@@ -209,9 +221,15 @@ M, D = pairwise_scores(np.ascontiguousarray(X_small.T), return_D=True)
 step = pd.DataFrame(D, columns=[f"D[i, {c}]" for c in labels]).assign(M=M)
 display(Table(step.assign(i=labels).set_index("i").reset_index(), floatfmt="{:.4f}"))
 S_small = (X_small - X_small.mean(0)) / X_small.std(0)
-print("H(x) of the standardized columns:", {c: round(float(h), 4) for c, h in zip(labels, entropy(S_small.T))})
+print(
+    "H(x) of the standardized columns:",
+    {c: round(float(h), 4) for c, h in zip(labels, entropy(S_small.T))},
+)
 print("first pick:", labels[int(np.argmax(M))])
-print("causal order found:", [labels[i] for i in DirectLiNGAM().fit(X_small).causal_order_])
+print(
+    "causal order found:",
+    [labels[i] for i in DirectLiNGAM().fit(X_small).causal_order_],
+)
 
 # %% [markdown]
 # ## Experiment 1: exactly the `lingam` package's answer
@@ -225,21 +243,29 @@ print("causal order found:", [labels[i] for i in DirectLiNGAM().fit(X_small).cau
 
 # %%
 agree = ex.agreement(cfg, seed, device)
-summary = agree.groupby(["noise", "d"]).agg(
-    cases=("same_order", "size"),
-    same_order=("same_order", "sum"),
-    max_score_gap=("max_score_gap", "max"),
-    max_adjacency_gap=("max_adjacency_gap", "max"),
-).reset_index()
+summary = (
+    agree.groupby(["noise", "d"])
+    .agg(
+        cases=("same_order", "size"),
+        same_order=("same_order", "sum"),
+        max_score_gap=("max_score_gap", "max"),
+        max_adjacency_gap=("max_adjacency_gap", "max"),
+    )
+    .reset_index()
+)
 display(Table(summary, floatfmt="{:.1e}"))
 n_same, n_cases = int(agree.same_order.sum()), len(agree)
 score_gap, adj_gap = agree.max_score_gap.max(), agree.max_adjacency_gap.max()
-print(f"same causal order in {n_same}/{n_cases} cases; max |M_ours - M_lingam| = {score_gap:.1e}; "
-      f"max |B_ours - B_lingam| = {adj_gap:.1e}")
+print(
+    f"same causal order in {n_same}/{n_cases} cases; "
+    f"max |M_ours - M_lingam| = {score_gap:.1e}; "
+    f"max |B_ours - B_lingam| = {adj_gap:.1e}"
+)
 claims.add(
     "Same causal order, scores and adjacency as lingam.DirectLiNGAM",
     "the GPU code returns the CPU package's order",
-    f"{n_same}/{n_cases} orders equal; max |dM| = {score_gap:.0e}; max |dB| = {adj_gap:.0e}",
+    f"{n_same}/{n_cases} orders equal; "
+    f"max |dM| = {score_gap:.0e}; max |dB| = {adj_gap:.0e}",
     n_same == n_cases and score_gap < 1e-10 and adj_gap < 1e-10,
 )
 
@@ -260,20 +286,29 @@ claims.add(
 
 # %%
 acc = ex.accuracy(cfg, seed, device)
-acc_mean = acc.groupby(["d", "n"])[["edges", "shd", "precision", "recall", "f1", "order_consistency"]].mean().reset_index()
+acc_mean = (
+    acc.groupby(["d", "n"])[
+        ["edges", "shd", "precision", "recall", "f1", "order_consistency"]
+    ]
+    .mean()
+    .reset_index()
+)
 display(Table(acc_mean, floatfmt="{:.3f}"))
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
 for d, grp in acc_mean.groupby("d"):
     axes[0].plot(grp.n, grp.f1, marker="o", label=f"d = {d}")
     axes[1].plot(grp.n, grp.shd, marker="o", label=f"d = {d}")
+ns = sorted(acc_mean.n.unique())
 for ax, label in zip(axes, ["edge F1", "SHD (mean over seeds)"]):
     ax.set_xscale("log")
+    ax.set_xticks([], minor=True)  # label only the sample sizes run
+    ax.set_xticks(ns, labels=[f"{n:g}" for n in ns])
     ax.set_xlabel("samples n")
     ax.set_ylabel(label)
 axes[0].set_ylim(0, 1.02)
-axes[0].legend(title="variables")
-fig.suptitle("DirectLiNGAM structure recovery on random LiNGAMs (Laplace noise)")
+axes[0].legend(title="variables", loc="lower right")
+fig.suptitle(f"Structure recovery on random LiNGAMs ({cfg.acc_noise} noise)")
 plt.show()
 
 largest_n = acc_mean[acc_mean.n == acc_mean.n.max()]
@@ -308,64 +343,110 @@ claims.add(
 bench = ex.load_benchmark(REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json")
 cores = bench["cores"]
 shown = {
-    "d": "d", "peer_order_s": "lingam order (s)", "order_1t_s": "fused, 1 thread",
-    "order_s": f"fused, {cores} cores", "vectorized_order_1t_s": "block, 1 thread",
-    "vectorized_order_s": f"block, {cores} cores", "peer_fit_s": "lingam fit (s)",
-    "fit_1t_s": "our fit, 1 thread", "fit_s": f"our fit, {cores} cores", "same_order": "same order",
+    "d": "d",
+    "peer_order_s": "lingam order (s)",
+    "order_1t_s": "fused, 1 thread",
+    "order_s": f"fused, {cores} cores",
+    "vectorized_order_1t_s": "block, 1 thread",
+    "vectorized_order_s": f"block, {cores} cores",
+    "peer_fit_s": "lingam fit (s)",
+    "fit_1t_s": "our fit, 1 thread",
+    "fit_s": f"our fit, {cores} cores",
+    "same_order": "same order",
 }
 display(Table(bench["table"][list(shown)].rename(columns=shown), floatfmt="{:.3g}"))
 print(f"measured on: {bench['hardware']}")
 r = bench["at_100"]
 row_100 = bench["table"].set_index("d").loc[100]
-goals = pd.DataFrame({
-    "at d = 100, n = 1000": ["ordering, 1 thread", f"ordering, {cores} cores", "whole fit, 1 thread",
-                             f"whole fit, {cores} cores", "baseline: block kernel, 1 thread",
-                             f"baseline: block kernel, {cores} cores"],
-    "x the package": [r["order_ratio_1t"], r["order_ratio"], r["fit_ratio_1t"], r["fit_ratio"],
-                      row_100.peer_order_s / row_100.vectorized_order_1t_s,
-                      row_100.peer_order_s / row_100.vectorized_order_s],
-    "goal": [100, 150, 30, 30, np.nan, np.nan],
-})
-goals["met"] = np.where(goals.goal.isna(), "", np.where(goals["x the package"] >= goals["goal"], "yes", "no"))
-display(Table(goals.assign(goal=goals.goal.map(lambda g: "" if np.isnan(g) else f"{g:.0f}")), floatfmt="{:.0f}"))
+goals = pd.DataFrame(
+    {
+        "at d = 100, n = 1000": [
+            "ordering, 1 thread",
+            f"ordering, {cores} cores",
+            "whole fit, 1 thread",
+            f"whole fit, {cores} cores",
+            "baseline: block kernel, 1 thread",
+            f"baseline: block kernel, {cores} cores",
+        ],
+        "x the package": [
+            r["order_ratio_1t"],
+            r["order_ratio"],
+            r["fit_ratio_1t"],
+            r["fit_ratio"],
+            row_100.peer_order_s / row_100.vectorized_order_1t_s,
+            row_100.peer_order_s / row_100.vectorized_order_s,
+        ],
+        "goal": [100, 150, 30, 30, np.nan, np.nan],
+    }
+)
+goals["met"] = np.where(
+    goals.goal.isna(),
+    "",
+    np.where(goals["x the package"] >= goals["goal"], "yes", "no"),
+)
+display(
+    Table(
+        goals.assign(goal=goals.goal.map(lambda g: "" if np.isnan(g) else f"{g:.0f}")),
+        floatfmt="{:.0f}",
+    )
+)
 sample_pairs = sum(k * k for k in range(2, 101)) * int(row_100.n)
-print(f"ordering at d = 100 on one thread: {row_100.order_1t_s / sample_pairs * 1e9:.2f} ns per sample-pair "
-      f"(block kernel {row_100.vectorized_order_1t_s / sample_pairs * 1e9:.2f} ns, "
-      f"lingam {row_100.peer_order_s / sample_pairs * 1e9:.0f} ns)")
+ns_fused = row_100.order_1t_s / sample_pairs * 1e9
+ns_block = row_100.vectorized_order_1t_s / sample_pairs * 1e9
+ns_peer = row_100.peer_order_s / sample_pairs * 1e9
+print(
+    f"ordering at d = 100 on one thread: {ns_fused:.2f} ns per sample-pair "
+    f"(block kernel {ns_block:.2f} ns, lingam {ns_peer:.0f} ns)"
+)
 
-fig, ax = plt.subplots(figsize=(6.5, 4.5))
-for who, col, style in [("lingam package", "peer_order_s", "s--"), ("fused, 1 thread", "order_1t_s", "o-"),
-                        (f"fused, {cores} cores", "order_s", "o-"),
-                        (f"block kernel, {cores} cores", "vectorized_order_s", "^:")]:
+fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
+for who, col, style in [
+    ("lingam package", "peer_order_s", "s--"),
+    ("fused, 1 thread", "order_1t_s", "o-"),
+    (f"fused, {cores} cores", "order_s", "o-"),
+    (f"block kernel, {cores} cores", "vectorized_order_s", "^:"),
+]:
     pts = bench["table"].dropna(subset=[col])
     ax.loglog(pts.d, pts[col], style, label=who)
+ds = sorted(bench["table"].d.unique())
+ax.set_xticks([], minor=True)
+ax.set_xticks(ds, labels=[f"{d:g}" for d in ds])
 ax.set_xlabel("variables d")
 ax.set_ylabel("causal-ordering time (s)")
 ax.set_title(f"DirectLiNGAM ordering time, n = {int(bench['table'].n.iloc[0])}")
 ax.legend()
 plt.show()
-print(f"log-log slopes for d >= 25: lingam package {bench['slopes']['peer_order_s']:.2f}, "
-      f"ours (fused, 1 thread) {bench['slopes']['order_1t_s']:.2f}")
+slopes = bench["slopes"]
+print(
+    f"log-log slopes for d >= 25: lingam package {slopes['peer_order_s']:.2f}, "
+    f"ours (fused, 1 thread) {slopes['order_1t_s']:.2f}"
+)
 claims.add(
     "Ordering speed-up over the lingam package",
     "up to 32x (GPU vs CPU package)",
-    f"{r['order_ratio']:.0f}x on {cores} cores, {r['order_ratio_1t']:.0f}x on 1 thread at d = 100, n = 1000",
+    f"{r['order_ratio']:.0f}x on {cores} cores, {r['order_ratio_1t']:.0f}x on 1 thread "
+    "at d = 100, n = 1000",
     r["order_ratio"] >= 30,
     note="saved benchmark; the block kernel alone passes too (see the goals table)",
+    source=REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json",
 )
 claims.add(
     "Fused kernel meets its ordering goals",
     "not reported (our goals: 100x on 1 thread, 150x on 2 cores)",
-    f"{r['order_ratio_1t']:.0f}x on 1 thread, {r['order_ratio']:.0f}x on {cores} cores at d = 100",
+    f"{r['order_ratio_1t']:.0f}x on 1 thread, {r['order_ratio']:.0f}x on {cores} cores "
+    "at d = 100",
     r["order_ratio_1t"] >= 100 and r["order_ratio"] >= 150,
     note="saved benchmark",
+    source=REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json",
 )
 claims.add(
     "Whole fit (ordering + adjacency) speed-up",
     "not reported",
-    f"{r['fit_ratio_1t']:.0f}x on 1 thread, {r['fit_ratio']:.0f}x on {cores} cores at d = 100 (goal 30x)",
+    f"{r['fit_ratio_1t']:.0f}x on 1 thread, {r['fit_ratio']:.0f}x on {cores} cores "
+    "at d = 100 (goal 30x)",
     r["fit_ratio"] >= 30,
     note="saved benchmark",
+    source=REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json",
 )
 
 # %% [markdown]
@@ -418,11 +499,15 @@ claims.add(
 # probabilities.
 
 # %%
-boot = ex.bootstrap_study(cfg.boot_dims, cfg.boot_samples, cfg.boot_resamples, seed, device, cfg.n_jobs)
+boot = ex.bootstrap_study(
+    cfg.boot_dims, cfg.boot_samples, cfg.boot_resamples, seed, device, cfg.n_jobs
+)
 probs = boot["ours"].get_probabilities()
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), constrained_layout=True)
-for ax, mat, title in [(axes[0], (boot["B_true"] != 0).astype(float), "true graph (1 = edge)"),
-                       (axes[1], probs, f"bootstrap probability, {cfg.boot_resamples} resamples")]:
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), layout="constrained")
+for ax, mat, title in [
+    (axes[0], (boot["B_true"] != 0).astype(float), "true graph (1 = edge)"),
+    (axes[1], probs, f"bootstrap, {cfg.boot_resamples} resamples"),
+]:
     im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
     ax.set_xlabel("cause j")
     ax.set_ylabel("effect i")
@@ -434,21 +519,32 @@ fig.colorbar(im, ax=axes, shrink=0.8, label="P(edge j -> i)")
 plt.show()
 true_edges = boot["B_true"] != 0
 absent = ~true_edges & ~np.eye(cfg.boot_dims, dtype=bool)
-print(f"true edges: probability {probs[true_edges].min():.2f} to {probs[true_edges].max():.2f} "
-      f"(mean {probs[true_edges].mean():.2f}); absent edges: mean {probs[absent].mean():.3f}, "
-      f"largest {probs[absent].max():.2f}")
-print(f"largest gap to lingam's bootstrap: probabilities {boot['max_probability_gap']:.1e}, "
-      f"total effects {boot['max_total_effect_gap']:.1e}")
+p_true, p_absent = probs[true_edges], probs[absent]
+print(
+    f"true edges: probability {p_true.min():.2f} to {p_true.max():.2f} "
+    f"(mean {p_true.mean():.2f}); absent edges: mean {p_absent.mean():.3f}, "
+    f"largest {p_absent.max():.2f}"
+)
+p_gap, t_gap = boot["max_probability_gap"], boot["max_total_effect_gap"]
+print(
+    f"largest gap to lingam's bootstrap: probabilities {p_gap:.1e}, "
+    f"total effects {t_gap:.1e}"
+)
 b = bench["bootstrap"]
-print(f"saved benchmark, d = {b['d']}, n = {b['n']}, {b['n_sampling']} resamples: lingam {b['peer_s']:.1f} s, "
-      f"ours {b['ours_1t_s']:.2f} s on 1 thread ({b['ratio_1t']:.0f}x), {b['ours_s']:.2f} s on {cores} cores "
-      f"({b['ratio']:.0f}x); same result: {b['same_result']}")
+print(
+    f"saved benchmark, d = {b['d']}, n = {b['n']}, {b['n_sampling']} resamples: "
+    f"lingam {b['peer_s']:.1f} s, "
+    f"ours {b['ours_1t_s']:.2f} s on 1 thread ({b['ratio_1t']:.0f}x), "
+    f"{b['ours_s']:.2f} s on {cores} cores "
+    f"({b['ratio']:.0f}x); same result: {b['same_result']}"
+)
 claims.add(
     "Bootstrap equals lingam's on the same resamples",
     "not reported (the package's interface)",
-    f"max gap {boot['max_probability_gap']:.0e} (probabilities), {boot['max_total_effect_gap']:.0e} "
+    f"max gap {p_gap:.0e} (probabilities), {t_gap:.0e} "
     f"(total effects); {b['ratio']:.0f}x faster at d = {b['d']}",
     boot["max_probability_gap"] == 0 and boot["max_total_effect_gap"] < 1e-10,
+    source=REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json",
 )
 
 # %% [markdown]
@@ -491,18 +587,36 @@ claims.add(
 names, var_ours, var_peer = ex.var_on_macrodata(cfg.var_max_lags, device)
 lags = var_ours.adjacency_matrices_.shape[0] - 1
 print(f"lag order chosen by BIC: {lags}")
-print("causal order of the instantaneous effects:", " -> ".join(names[i] for i in var_ours.causal_order_))
-print("same order as lingam.VARLiNGAM:", [int(v) for v in var_peer.causal_order_] == var_ours.causal_order_)
-var_gap = float(np.abs(var_ours.adjacency_matrices_ - var_peer.adjacency_matrices_).max())
+print(
+    "causal order of the instantaneous effects:",
+    " -> ".join(names[i] for i in var_ours.causal_order_),
+)
+print(
+    "same order as lingam.VARLiNGAM:",
+    [int(v) for v in var_peer.causal_order_] == var_ours.causal_order_,
+)
+var_gap = float(
+    np.abs(var_ours.adjacency_matrices_ - var_peer.adjacency_matrices_).max()
+)
 print(f"max |B_ours - B_lingam| over B_0..B_{lags}: {var_gap:.1e}")
 for tau in range(lags + 1):
     print(f"B_{tau} (row = effect, column = cause):")
-    display(Table(pd.DataFrame(var_ours.adjacency_matrices_[tau], columns=names).round(3).assign(effect=names).set_index("effect").reset_index(), floatfmt="{:.3f}"))
+    display(
+        Table(
+            pd.DataFrame(var_ours.adjacency_matrices_[tau], columns=names)
+            .round(3)
+            .assign(effect=names)
+            .set_index("effect")
+            .reset_index(),
+            floatfmt="{:.3f}",
+        )
+    )
 claims.add(
     "VarLiNGAM matches lingam.VARLiNGAM on real data",
     "VarLiNGAM on U.S. stock data (not offline; macrodata instead)",
     f"same order; max |dB| = {var_gap:.0e} over B_0..B_{lags}",
-    [int(v) for v in var_peer.causal_order_] == var_ours.causal_order_ and var_gap < 1e-10,
+    [int(v) for v in var_peer.causal_order_] == var_ours.causal_order_
+    and var_gap < 1e-10,
 )
 
 # %%
@@ -531,22 +645,31 @@ plt.show()
 
 # %%
 ko = ex.knockout_study(cfg, seed, device)
-ko_mean = ko.groupby("method")[["rmse_vs_true", "rmse_vs_interventional", "sign_accuracy", "false_effects"]].mean()
+ko_mean = ko.groupby("method")[
+    ["rmse_vs_true", "rmse_vs_interventional", "sign_accuracy", "false_effects"]
+].mean()
 ko_mean = ko_mean.loc[["LiNGAM", "regression", "zero"]].reset_index()
 display(Table(ko_mean, floatfmt="{:.3f}"))
-fig, ax = plt.subplots()
+fig, ax = plt.subplots(layout="constrained")
 ko.boxplot(column="rmse_vs_interventional", by="method", ax=ax)
 ax.set_yscale("log")
+ax.yaxis.set_minor_locator(mticker.LogLocator(subs=(2, 3, 5)))
+ax.yaxis.set_major_formatter("{x:g}")  # 0.1, 0.2, ... instead of 2 x 10^-1
+ax.yaxis.set_minor_formatter("{x:g}")
 ax.set_xlabel("predictor of the knockdown effect")
 ax.set_ylabel("RMSE vs interventional means")
-ax.set_title(f"{cfg.genes} genes, {cfg.gene_samples} observational cells, {cfg.gene_seeds} networks")
+ax.set_title(
+    f"{cfg.genes} genes, {cfg.gene_samples} observational cells, "
+    f"{cfg.gene_seeds} networks"
+)
 fig.suptitle("")
 plt.show()
 rm = ko_mean.set_index("method").rmse_vs_interventional
 claims.add(
     "Causal graph predicts intervention effects better than correlation",
     "LiNGAM on gene expression with genetic interventions",
-    f"RMSE {rm['LiNGAM']:.3f} (LiNGAM) vs {rm['regression']:.3f} (regression), {rm['zero']:.3f} (no change)",
+    f"RMSE {rm['LiNGAM']:.3f} (LiNGAM) vs {rm['regression']:.3f} (regression), "
+    f"{rm['zero']:.3f} (no change)",
     bool(rm["LiNGAM"] < rm["regression"] and rm["LiNGAM"] < rm["zero"]),
     note="simulated network; the paper's Perturb-seq data is not offline",
 )
@@ -574,20 +697,30 @@ claims.add(
 # %%
 gpu = ex.load_gpu_results(REPO_ROOT / "results" / "lingam" / "gpu.json")
 if gpu is None:
-    print("No GPU check yet: `make gpu-check` (benchmarks/lingam_gpu.py) has not run on a GPU for this book.")
+    print(
+        "No GPU check yet: `make gpu-check` (benchmarks/lingam_gpu.py) "
+        "has not run on a GPU for this book."
+    )
 elif "fused_vs_vectorized_max_abs" not in gpu["checks"]:
-    print("results/lingam/gpu.json predates the fused CUDA kernel: rerun `make gpu-check` on a GPU.")
+    print(
+        "results/lingam/gpu.json predates the fused CUDA kernel: "
+        "rerun `make gpu-check` on a GPU."
+    )
 else:
     display(Table(gpu["checks"], floatfmt="{:.3g}"))
     display(Table(gpu["table"], floatfmt="{:.3g}"))
     head = gpu["headline"]
-    print(f"d = {head['d']}, n = {head['n']}: {head['gpu_order_s']:.2f} s on the GPU, "
-          f"{head['ratio_to_cpu']:.0f}x our CPU kernel (extrapolated {head['cpu_order_extrapolated_s']:.0f} s)")
+    print(
+        f"d = {head['d']}, n = {head['n']}: {head['gpu_order_s']:.2f} s on the GPU, "
+        f"{head['ratio_to_cpu']:.0f}x our CPU kernel "
+        f"(extrapolated {head['cpu_order_extrapolated_s']:.0f} s)"
+    )
     claims.add(
         "GPU path gives the CPU order",
         "GPU kernels reproduce the CPU package",
         f"{gpu['same']}/{gpu['cases']} orders equal (fused GPU, block GPU, CPU)",
         gpu["same"] == gpu["cases"],
+        source=REPO_ROOT / "results" / "lingam" / "gpu.json",
     )
 
 # %% [markdown]
@@ -598,3 +731,49 @@ else:
 
 # %%
 claims.report()
+
+# %% [markdown]
+# ## Summary
+#
+# - **Same estimator.** Our DirectLiNGAM returns the `lingam` package's causal
+#   order in every case tested (72/72), with scores within $4\times10^{-15}$ of
+#   the package's and identical adjacency matrices; the bootstrap, VarLiNGAM on
+#   the macro-economic series and the rest of the package's interface agree as
+#   well. It recovers random graphs (F1 of at least 0.988 at $n = 4000$ for
+#   every $d \le 80$).
+# - **Faster than the paper's figure, on a CPU.** At $d = 100$ the ordering
+#   is 146x the package on two cores and 84x on one thread, past the paper's
+#   32x, but the block kernel it replaced clears that bar too (38x), so the
+#   paper's figure does not single out the fused kernel. The whole fit is 66x
+#   and 39x.
+# - **What did not hold: our own goals for the fused kernel** (100x on one
+#   thread, 150x on two cores). Its inner loop is close to what a core
+#   retires for two exponentials and a log1p per sample-pair, and the NumPy
+#   work between kernel calls stays on one core.
+# - **Stand-ins.** The paper's applications used stock prices and
+#   Perturb-seq data, which are not available offline; on macro-economic
+#   series VarLiNGAM reproduces the package exactly, and on simulated
+#   knockouts the LiNGAM graph predicts the effects far better (RMSE 0.103)
+#   than regression (0.423) or no change (0.403). The GPU path has not run
+#   on a GPU for this book.
+#
+# ## Exercises
+#
+# Each run writes its notebook and `claims.json` under `--output` and takes
+# about a minute on two cores (the chapter itself runs in well under one).
+#
+# 1. **Sub-Gaussian noise and few samples.** Rerun the structure recovery with
+#    uniform noise and smaller samples:
+#    `.venv/bin/reprobook run lingam -p acc_noise uniform -p acc_ns '[100, 250, 1000]' --output runs/lingam-ex1`.
+#    In Experiment 2's table and figure, compare F1 and SHD at $n = 250$ with
+#    the Laplace run above: which kind of non-Gaussianity is easier to use
+#    with little data?
+# 2. **More samples in the bootstrap.** Absent edges reach a bootstrap
+#    probability of 0.43 at $n = 200$. Rerun with five times the samples,
+#    `.venv/bin/reprobook run lingam -p boot_samples 1000 --output runs/lingam-ex2`,
+#    and look at the printed range of the absent edges' probabilities and at
+#    the right heatmap: do the spurious edges fade?
+# 3. **Fewer observational cells.** Make the knockout study harder,
+#    `.venv/bin/reprobook run lingam -p gene_samples 200 -p gene_seeds 10 --output runs/lingam-ex3`,
+#    and check the last claim: does the LiNGAM graph still beat regression
+#    and "no change" with ten times less data, and by how much?

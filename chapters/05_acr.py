@@ -13,32 +13,36 @@
 # %% [markdown]
 # # 05 · Memorization as adversarial compression
 #
-# *Paper: "Rethinking LLM memorization through the lens of adversarial
-# compression" (Schwarzschild, Feng, Maini, Lipton, Kolter; seed abstract in
-# `shared/seeds`).*
+# *Paper: Avi Schwarzschild, Zhili Feng, Pratyush Maini, Zachary C. Lipton
+# and J. Zico Kolter. "Rethinking LLM Memorization through the Lens of
+# Adversarial Compression". NeurIPS 2024.
+# [arXiv:2404.15146](https://arxiv.org/abs/2404.15146).*
 #
 # When is a string *memorized* by a language model? The usual test,
-# completion, asks whether the model continues the string's prefix with the
-# rest of it. That test is easy to game: a model can be taught not to
-# complete (by a system prompt, or by unlearning) while the string is still
-# inside its weights. The paper proposes an adversarial test instead: a
+# completion {cite:p}`carlini2023quantifying`, asks whether the model
+# continues the string's prefix with the rest of it. That test is easy to
+# game: a model can be taught not to complete (by a system prompt, or by
+# unlearning) while the string is still inside its weights.
+# {cite:t}`schwarzschild2024acr` propose an adversarial test instead: a
 # string is memorized if some prompt **shorter than the string** makes the
 # model produce it. The prompt then *compresses* the string, and the
 # model's weights must hold the missing information.
 #
 # This chapter derives the definition and the search that estimates it (GCG
-# inside MiniPrompt), implements both once for any causal LM in
+# {cite:p}`zou2023gcg` inside MiniPrompt), implements both once for any causal LM in
 # `reprobook.discrete`, and tests the paper's claims on a tiny Llama trained
 # here with planted canaries, where the ground truth (how often a string was
 # seen) is known, and on a real pretrained model, SmolLM2-135M-Instruct.
 
 # %% tags=["parameters"]
-preset = "cpu"  # "cpu": the default, about 5 minutes on 2 CPU cores; "long": the SmolLM2 study; "full": Pythia on a GPU
+# "cpu": the default, about 5 minutes on 2 CPU cores; "long": the SmolLM2 study;
+# "full": Pythia on a GPU
+preset = "cpu"
 overrides = {}  # e.g. {"copies": [1, 2, 8, 32, 128], "epochs": 6}
 seed = 0
 device = "auto"  # "auto" | "cpu" | "cuda"
 
-# %%
+# %% tags=["hide-input"]
 import os
 import time
 
@@ -48,14 +52,23 @@ import pandas as pd
 import torch
 
 from reprobook.acr import experiments as ex
-from reprobook.chapters import get_chapter
+from reprobook.chapters import get_chapter, results_dir, results_path
 from reprobook.claims import Claims
-from reprobook.common import REPO_ROOT, Table, load_results, resolve_device, seed_everything, set_plot_style
+from reprobook.common import (
+    REPO_ROOT,
+    Table,
+    load_results,
+    resolve_device,
+    seed_everything,
+    set_plot_style,
+)
 from reprobook.discrete import PromptProblem, mini_prompt
 from reprobook.models import ModelUnavailable, load_causal_lm
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the book never downloads: checkpoints come from disk or the cache
-cfg = get_chapter("acr").config(preset, overrides)  # bad preset or parameter: a clear error, now
+# the book never downloads: checkpoints come from disk or the cache
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# a bad preset or parameter (papermill's included): a clear error, now
+cfg = get_chapter("acr").config(preset, overrides, namespace=globals())
 device = resolve_device(device, "torch")
 seed_everything(seed)
 torch.set_num_threads(2)
@@ -113,9 +126,10 @@ chapter_start = time.perf_counter()
 #
 # `PromptProblem` holds the model, the fixed template, the target and any
 # token-level loss. It is one implementation of `reprobook.discrete`'s
-# objective interface (chapter 08's CLIP similarity is another): the
-# one-hot gradient is an autograd call through the embedding matrix and the
-# objective's loss of embeddings:
+# objective interface (the CLIP similarity of
+# [08 · Prompt inversion: discrete optimizers vs a captioner](08_prompt_inversion.ipynb)
+# is another): the one-hot gradient is an autograd call through the
+# embedding matrix and the objective's loss of embeddings:
 
 # %% [markdown]
 # ```{literalinclude} ../../src/reprobook/discrete/objective.py
@@ -171,9 +185,9 @@ chapter_start = time.perf_counter()
 #
 # To know what a model has memorized we need to control its training data.
 # The corpus is Python's own reference documentation (the help texts in
-# `pydoc_data.topics`, about 140,000 tokens), with **canaries** planted in
-# it: strings of six random common words (familiar tokens, unpredictable
-# order), each planted $k$ times as its own document, for
+# `pydoc_data.topics`, about 140,000 tokens), with **canaries**
+# {cite:p}`carlini2019secret` planted in it: strings of six random common
+# words (familiar tokens, unpredictable order), each planted $k$ times as its own document, for
 # $k \in \{1, 4, 16, 64\}$. Held-out canaries, drawn the same way, are never
 # planted; random strings are uniform token ids. A byte-level BPE tokenizer
 # (1,024 ids) is trained on the documentation alone, so a canary's
@@ -186,16 +200,25 @@ start = time.perf_counter()
 tiny = ex.train_tiny(cfg, seed)
 train_seconds = time.perf_counter() - start
 n_params = sum(p.numel() for p in tiny.model.parameters())
-print(f"tiny Llama: {n_params / 1e6:.2f}M parameters, {len(tiny.rows)} rows of {cfg.context} tokens, "
-      f"{cfg.epochs} epochs, {len(tiny.losses)} steps; loss {np.mean(tiny.losses[:10]):.2f} -> "
-      f"{np.mean(tiny.losses[-20:]):.2f}")
+loss_first, loss_last = np.mean(tiny.losses[:10]), np.mean(tiny.losses[-20:])
+print(
+    f"tiny Llama: {n_params / 1e6:.2f}M parameters, "
+    f"{len(tiny.rows)} rows of {cfg.context} tokens, "
+    f"{cfg.epochs} epochs, {len(tiny.losses)} steps; "
+    f"loss {loss_first:.2f} -> {loss_last:.2f}"
+)
 for c in tiny.canaries[:: cfg.canaries_per_count][: len(cfg.copies) + 1]:
-    print(f"  canary ({'planted x' + str(c.copies) if c.copies else 'held out'}): {c.text!r}")
+    kind = "planted x" + str(c.copies) if c.copies else "held out"
+    print(f"  canary ({kind}): {c.text!r}")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3))
+fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.plot(pd.Series(tiny.losses).rolling(20, min_periods=1).mean())
-ax.set(xlabel="training step", ylabel="next-token loss (nats)", title="The tiny model's training loss")
+ax.set(
+    xlabel="training step",
+    ylabel="next-token loss (nats)",
+    title="The tiny model's training loss",
+)
 plt.show()
 
 # %% [markdown]
@@ -215,42 +238,87 @@ display(Table(shown, floatfmt="{:.2f}"))
 
 # %%
 order = [f"planted x{k}" for k in cfg.copies] + ["held out", "random tokens"]
-summary = (study.groupby("kind").agg(strings=("acr", "size"), mean_acr=("acr", "mean"),
-                                     memorized=("memorized", "mean"), completes=("completes", "mean"))
-           .reindex(order).reset_index())
-summary = summary.rename(columns={"mean_acr": "mean ACR (failures at cap)", "memorized": "fraction ACR > 1",
-                                  "completes": "fraction completed"})
+summary = (
+    study.groupby("kind")
+    .agg(
+        strings=("acr", "size"),
+        mean_acr=("acr", "mean"),
+        memorized=("memorized", "mean"),
+        completes=("completes", "mean"),
+    )
+    .reindex(order)
+    .reset_index()
+)
+summary = summary.rename(
+    columns={
+        "mean_acr": "mean ACR (failures at cap)",
+        "memorized": "fraction ACR > 1",
+        "completes": "fraction completed",
+    }
+)
 display(Table(summary, floatfmt="{:.2f}"))
-assert study.verified.dropna().all(), "a teacher-forced success was not reproduced by generate()"
-print(f"all {int(study.success.sum())} successes re-checked with generate(do_sample=False): reproduced")
+assert study.verified.dropna().all(), (
+    "a teacher-forced success was not reproduced by generate()"
+)
+print(
+    f"all {int(study.success.sum())} successes re-checked with "
+    "generate(do_sample=False): reproduced"
+)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
 planted = summary.iloc[: len(cfg.copies)]
-axes[0].plot(cfg.copies, planted["fraction ACR > 1"], "o-", label="compression (ACR > 1)")
-axes[0].plot(cfg.copies, planted["fraction completed"], "s--", label="completion from 3-token prefix")
-axes[0].set(xscale="log", xlabel="copies of the canary in the corpus", ylabel="fraction of canaries",
-            title="Memorization vs duplication", ylim=(-0.05, 1.05))
+axes[0].plot(
+    cfg.copies, planted["fraction ACR > 1"], "o-", label="compression (ACR > 1)"
+)
+axes[0].plot(
+    cfg.copies,
+    planted["fraction completed"],
+    "s--",
+    label="completion from 3-token prefix",
+)
+axes[0].set(
+    xscale="log",
+    xlabel="copies of the canary in the corpus",
+    ylabel="fraction of canaries",
+    title="Memorization vs duplication",
+    ylim=(-0.05, 1.05),
+)
+axes[0].set_xticks(cfg.copies, [str(k) for k in cfg.copies])  # the counts, not 10^k
+axes[0].minorticks_off()
 axes[0].legend()
 for kind, marker in zip(order, "o^sDvx"):
     part = study[study.kind == kind]
     axes[1].scatter(part.target_len, part.acr, marker=marker, label=kind)
 axes[1].axhline(1, color="grey", lw=0.8)
-axes[1].set(xlabel="string length |y| (tokens)", ylabel="ACR = |y| / |x*|", title="ACR of every string")
-axes[1].legend(fontsize=8)
+axes[1].set(
+    xlabel="string length |y| (tokens)",
+    ylabel="ACR = |y| / |x*|",
+    title="ACR of every string",
+)
+axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the points
 plt.show()
 
 # %%
 most = summary.iloc[len(cfg.copies) - 1]["fraction ACR > 1"]
 least = summary.iloc[0]["fraction ACR > 1"]
 rates = planted["fraction ACR > 1"].to_numpy()
-claims.add("memorization (ACR > 1) rises with the duplication count", "yes (more duplicated / famous text: higher ACR)",
-           f"fraction ACR > 1 at x{cfg.copies[0]}..x{cfg.copies[-1]}: " + " / ".join(f"{r:.2f}" for r in rates),
-           bool(np.all(np.diff(rates) >= 0) and rates[-1] > rates[0]),
-           note="holds if non-decreasing in k and higher at the largest k than at the smallest")
+claims.add(
+    "memorization (ACR > 1) rises with the duplication count",
+    "yes (more duplicated / famous text: higher ACR)",
+    f"fraction ACR > 1 at x{cfg.copies[0]}..x{cfg.copies[-1]}: "
+    + " / ".join(f"{r:.2f}" for r in rates),
+    bool(np.all(np.diff(rates) >= 0) and rates[-1] > rates[0]),
+    note="holds if non-decreasing in k and higher at the largest k "
+    "than at the smallest",
+)
 unseen = study[study.kind.isin(["held out", "random tokens"])]
-claims.add("unseen canaries and random strings are not compressible", "random strings: 0% memorized",
-           f"{int(unseen.memorized.sum())} of {len(unseen)} have ACR > 1", not unseen.memorized.any())
+claims.add(
+    "unseen canaries and random strings are not compressible",
+    "random strings: 0% memorized",
+    f"{int(unseen.memorized.sum())} of {len(unseen)} have ACR > 1",
+    not unseen.memorized.any(),
+)
 
 # %% [markdown]
 # The step is sharp at this scale: only the canaries planted 64 times (256
@@ -267,9 +335,16 @@ claims.add("unseen canaries and random strings are not compressible", "random st
 
 # %%
 planted_rows = study[study.copies > 0]
-display(Table(pd.crosstab(planted_rows.completes.map({True: "completed", False: "not completed"}),
-                          planted_rows.memorized.map({True: "ACR > 1", False: "ACR <= 1"})).reset_index()
-              .rename(columns={"completes": "completion"})))
+display(
+    Table(
+        pd.crosstab(
+            planted_rows.completes.map({True: "completed", False: "not completed"}),
+            planted_rows.memorized.map({True: "ACR > 1", False: "ACR <= 1"}),
+        )
+        .reset_index()
+        .rename(columns={"completes": "completion"})
+    )
+)
 
 # %% [markdown]
 # ### The ablation: random search instead of GCG
@@ -281,18 +356,38 @@ display(Table(pd.crosstab(planted_rows.completes.map({True: "completed", False: 
 memorized_rows = study[study.memorized]
 columns = ["target_len", "free_tokens", "acr", "gcg_steps"]
 ablation = []
-for i, row in memorized_rows.iterrows():  # GCG's search is the study's; random search runs with the same seed
-    ids = tiny.canary_ids[i] if i < len(tiny.canary_ids) else tiny.random_ids[i - len(tiny.canary_ids)]
-    res = ex.compress(tiny.model, ids, tiny.allowed, before=[tiny.eos_id], seed=seed * 1000 + i,
-                      optimizer="random", **ex.search_kwargs(cfg))
+for (
+    i,
+    row,
+) in (
+    memorized_rows.iterrows()
+):  # GCG's search is the study's; random search runs with the same seed
+    ids = (
+        tiny.canary_ids[i]
+        if i < len(tiny.canary_ids)
+        else tiny.random_ids[i - len(tiny.canary_ids)]
+    )
+    res = ex.compress(
+        tiny.model,
+        ids,
+        tiny.allowed,
+        before=[tiny.eos_id],
+        seed=seed * 1000 + i,
+        optimizer="random",
+        **ex.search_kwargs(cfg),
+    )
     ablation.append({"string": i, "optimizer": "gcg", **{c: row[c] for c in columns}})
-    ablation.append({"string": i, "optimizer": "random", **{c: res[c] for c in columns}})
+    ablation.append(
+        {"string": i, "optimizer": "random", **{c: res[c] for c in columns}}
+    )
 ablation = pd.DataFrame(ablation)
 if len(ablation):
     display(Table(ablation, floatfmt="{:.2f}"))
     mean_acr = ablation.groupby("optimizer").acr.mean()
-    print(f"mean ACR over {len(memorized_rows)} memorized canaries: GCG {mean_acr['gcg']:.2f}, "
-          f"random search {mean_acr['random']:.2f}")
+    print(
+        f"mean ACR over {len(memorized_rows)} memorized canaries: "
+        f"GCG {mean_acr['gcg']:.2f}, random search {mean_acr['random']:.2f}"
+    )
 else:
     print("no memorized canary to compare the optimizers on")
 
@@ -322,39 +417,87 @@ forget = [i for i, c in enumerate(tiny.canaries) if c.copies == max(cfg.copies)]
 start = time.perf_counter()
 unlearn = ex.unlearning_study(tiny, cfg, forget, seed)
 unlearn_seconds = time.perf_counter() - start
-per_step = unlearn.groupby("step").agg(retain_loss=("retain_loss", "first"), completed=("completes", "mean"),
-                                       acr_over_1=("memorized", "mean"), mean_acr=("acr", "mean")).reset_index()
-per_step = per_step.rename(columns={"retain_loss": "loss on training text", "completed": "fraction completed",
-                                    "acr_over_1": "fraction ACR > 1", "mean_acr": "mean ACR"})
+per_step = (
+    unlearn.groupby("step")
+    .agg(
+        retain_loss=("retain_loss", "first"),
+        completed=("completes", "mean"),
+        acr_over_1=("memorized", "mean"),
+        mean_acr=("acr", "mean"),
+    )
+    .reset_index()
+)
+per_step = per_step.rename(
+    columns={
+        "retain_loss": "loss on training text",
+        "completed": "fraction completed",
+        "acr_over_1": "fraction ACR > 1",
+        "mean_acr": "mean ACR",
+    }
+)
 display(Table(per_step, floatfmt="{:.2f}"))
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
+fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
 ax.plot(per_step.step, per_step["fraction completed"], "s--", label="completion")
-ax.plot(per_step.step, per_step["fraction ACR > 1"], "o-", label="compression (ACR > 1)")
-ax.set(xlabel="gradient-ascent steps", ylabel="fraction of forgotten canaries still memorized",
-       title="Unlearning the x%d canaries" % max(cfg.copies), ylim=(-0.05, 1.05))
+ax.plot(
+    per_step.step, per_step["fraction ACR > 1"], "o-", label="compression (ACR > 1)"
+)
+ax.set(
+    xlabel="gradient-ascent steps",
+    ylabel="fraction of forgotten canaries still memorized",
+    title="Unlearning the x%d canaries" % max(cfg.copies),
+    ylim=(-0.05, 1.05),
+)
 ax2 = ax.twinx()
-ax2.plot(per_step.step, per_step["loss on training text"], color="grey", lw=0.8)
+ax2.plot(
+    per_step.step,
+    per_step["loss on training text"],
+    color="grey",
+    lw=0.8,
+    label="loss on training text (right axis)",
+)
 ax2.set_ylabel("loss on training text (grey)")
-ax.legend(loc="center right")
+ax2.grid(False)  # one grid, the left axis's
+handles, labels = ax.get_legend_handles_labels()
+handles2, labels2 = ax2.get_legend_handles_labels()
+# one legend for both axes, below the plot, where it covers no curve
+fig.legend(handles + handles2, labels + labels2, loc="outside lower center", ncol=3)
 plt.show()
 
 # %%
 after = per_step.iloc[1:]
 gap = after[(after["fraction completed"] == 0) & (after["fraction ACR > 1"] > 0)]
-claims.add("after unlearning, completion says forgotten while compression still finds the string",
-           "completion memorization -> 0%, compression memorization stays substantial",
-           (f"at step {int(gap.step.iloc[0])}: completed {gap['fraction completed'].iloc[0]:.2f}, "
-            f"ACR > 1 {gap['fraction ACR > 1'].iloc[0]:.2f}") if len(gap) else
-           "no checkpoint with completion at 0 and ACR > 1 above 0: " + "; ".join(
-               f"step {int(r.step)}: {r['fraction completed']:.2f} / {r['fraction ACR > 1']:.2f}"
-               for _, r in per_step.iterrows()),
-           len(gap) > 0, note="columns: fraction completed / fraction ACR > 1 of the forgotten canaries")
-outlives = per_step[per_step["fraction ACR > 1"] > per_step["fraction completed"]]
-print("checkpoints where compression outlives completion: " + (", ".join(
-    f"step {int(r.step)} ({r['fraction ACR > 1']:.2f} vs {r['fraction completed']:.2f})"
-    for _, r in outlives.iterrows()) or "none"))
+DONE, KEPT = "fraction completed", "fraction ACR > 1"
+if len(gap):
+    ours = (
+        f"at step {int(gap.step.iloc[0])}: completed {gap[DONE].iloc[0]:.2f}, "
+        f"ACR > 1 {gap[KEPT].iloc[0]:.2f}"
+    )
+else:
+    ours = "no checkpoint with completion at 0 and ACR > 1 above 0: " + "; ".join(
+        f"step {int(r.step)}: {r[DONE]:.2f} / {r[KEPT]:.2f}"
+        for _, r in per_step.iterrows()
+    )
+claims.add(
+    "after unlearning, completion says forgotten "
+    "while compression still finds the string",
+    "completion memorization -> 0%, compression memorization stays substantial",
+    ours,
+    len(gap) > 0,
+    note="columns: fraction completed / fraction ACR > 1 of the forgotten canaries",
+)
+outlives = per_step[per_step[KEPT] > per_step[DONE]]
+print(
+    "checkpoints where compression outlives completion: "
+    + (
+        ", ".join(
+            f"step {int(r.step)} ({r[KEPT]:.2f} vs {r[DONE]:.2f})"
+            for _, r in outlives.iterrows()
+        )
+        or "none"
+    )
+)
 
 # %% [markdown]
 # **This claim does not reproduce here.** Completion and compression fall
@@ -381,28 +524,38 @@ print("checkpoints where compression outlives completion: " + (", ".join(
 # %%
 try:
     start = time.perf_counter()
-    real, curves = ex.real_model_demo(cfg, ["To be, or not to be, that is the question"], seed, device)
+    real, curves = ex.real_model_demo(
+        cfg, ["To be, or not to be, that is the question"], seed, device
+    )
     real_seconds = time.perf_counter() - start
 except ModelUnavailable as err:
     real, curves = None, {}
     print(f"SmolLM2 is not available: {err}")
 if real is not None:
     display(Table(real.drop(columns=["seconds"]), floatfmt="{:.2f}"))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     for (text, losses), kind in zip(curves.items(), real.kind):
         ax.plot(range(1, len(losses) + 1), losses, label=f"{kind}: {text[:30]!r}")
-    ax.set(xlabel="GCG step", ylabel="target cross-entropy (nats/token)", title="GCG on SmolLM2, 5 free tokens")
+    ax.set(
+        xlabel="GCG step",
+        ylabel="target cross-entropy (nats/token)",
+        title="GCG on SmolLM2, 5 free tokens",
+    )
     ax.legend(fontsize=8)
     plt.show()
 
 # %%
 if real is not None:
     quote, rand = real.iloc[0], real.iloc[-1]
-    claims.add("SmolLM2: a famous quote is easier to elicit than a random string of the same length",
-               "famous quotes ACR 1.17 vs random strings 0.21 (Pythia-1.4B)",
-               f"best loss after {cfg.real_steps} GCG steps: quote {quote.best_loss:.2f} vs random "
-               f"{rand.best_loss:.2f} nats/token", quote.best_loss < rand.best_loss,
-               note="a fixed small budget, not MiniPrompt; the long preset runs MiniPrompt")
+    claims.add(
+        "SmolLM2: a famous quote is easier to elicit "
+        "than a random string of the same length",
+        "famous quotes ACR 1.17 vs random strings 0.21 (Pythia-1.4B)",
+        f"best loss after {cfg.real_steps} GCG steps: "
+        f"quote {quote.best_loss:.2f} vs random {rand.best_loss:.2f} nats/token",
+        quote.best_loss < rand.best_loss,
+        note="a fixed small budget, not MiniPrompt; the long preset runs MiniPrompt",
+    )
 
 # %% [markdown]
 # ## At larger scale: the SmolLM2 study (`long` preset)
@@ -421,19 +574,39 @@ if real is not None:
 
 # %%
 if cfg.study:
-    ex.run_study(cfg, preset, seed, device)
-long_path = REPO_ROOT / "results" / "acr" / "long.json"
+    ex.run_study(cfg, preset, seed, device, results_dir=results_dir("acr"))
+long_path = results_path("acr", "long.json")
 if long_path.is_file():
     long = load_results(long_path)
     long_rows = pd.DataFrame(long["results"]["rows"])
     long_params = long["provenance"]["params"]
-    print(f"model {long['results']['model']}, seed {long['results']['seed']}, "
-          f"GCG steps {long_params['study_steps']}, batch {long_params['real_batch']}")
+    print(
+        f"model {long['results']['model']}, seed {long['results']['seed']}, "
+        f"GCG steps {long_params['study_steps']}, batch {long_params['real_batch']}"
+    )
     display(Table(ex.summarize_study(long["results"]["rows"]), floatfmt="{:.2f}"))
-    display(Table(long_rows[["setting", "category", "text", "target_len", "completes", "free_tokens", "acr",
-                             "verified"]], floatfmt="{:.2f}"))
+    display(
+        Table(
+            long_rows[
+                [
+                    "setting",
+                    "category",
+                    "text",
+                    "target_len",
+                    "completes",
+                    "free_tokens",
+                    "acr",
+                    "verified",
+                ]
+            ],
+            floatfmt="{:.2f}",
+        )
+    )
 else:
-    print("No long results yet: run `reprobook run acr --preset long --output runs/acr-long`.")
+    print(
+        "No long results yet: "
+        "run `reprobook run acr --preset long --output runs/acr-long`."
+    )
 
 # %% [markdown]
 # **What the saved run shows** (seed 0, 40 GCG steps, batch 32, 59 CPU
@@ -451,7 +624,8 @@ else:
 # helped it. With two quotes per setting this is an anecdote, not a rate.
 
 # %% [markdown]
-# The paper's figures (Pythia-1.4B, cap $5|y|$, means over all strings):
+# The paper's figures (Pythia-1.4B {cite:p}`biderman2023pythia`, cap $5|y|$,
+# means over all strings):
 #
 # | category | mean ACR | memorized (ACR > 1) |
 # |---|---|---|
@@ -468,16 +642,27 @@ else:
 if long_path.is_file():
     plain = long_rows[long_rows.setting == "plain"]
     unseen_long = plain[plain.category.isin(["new text", "random tokens"])]
-    claims.add("SmolLM2 (long): new text and random strings are not memorized", "0% (news after training, random)",
-               f"{int(unseen_long.memorized.sum())} of {len(unseen_long)} with ACR > 1",
-               not unseen_long.memorized.any())
+    claims.add(
+        "SmolLM2 (long): new text and random strings are not memorized",
+        "0% (news after training, random)",
+        f"{int(unseen_long.memorized.sum())} of {len(unseen_long)} with ACR > 1",
+        not unseen_long.memorized.any(),
+        source=long_path,
+    )
     quotes = plain[plain.category == "famous quote"]
-    claims.add("SmolLM2 (long): some famous quotes are memorized (ACR > 1)",
-               "47% at 1.4B, ~15% at 410M", f"{100 * quotes.memorized.mean():.0f}% of {len(quotes)}",
-               bool(quotes.memorized.any()), note="135M parameters, 40-step GCG budget")
+    claims.add(
+        "SmolLM2 (long): some famous quotes are memorized (ACR > 1)",
+        "47% at 1.4B, ~15% at 410M",
+        f"{100 * quotes.memorized.mean():.0f}% of {len(quotes)}",
+        bool(quotes.memorized.any()),
+        note="135M parameters, 40-step GCG budget",
+        source=long_path,
+    )
     chat = long_rows[long_rows.setting != "plain"]
     if len(chat):
-        by = chat.groupby("setting").agg(completes=("completes", "mean"), memorized=("memorized", "mean"))
+        by = chat.groupby("setting").agg(
+            completes=("completes", "mean"), memorized=("memorized", "mean")
+        )
         print("chat template, famous quotes:")
         display(Table(by.reset_index(), floatfmt="{:.2f}"))
 
@@ -510,8 +695,16 @@ else:
 # %%
 for label, make in [
     ("empty target", lambda: PromptProblem(tiny.model, [])),
-    ("target longer than the context", lambda: mini_prompt(
-        PromptProblem(tiny.model, [5] * (tiny.model.config.max_position_embeddings + 1)), n_start=1, cap=1)),
+    (
+        "target longer than the context",
+        lambda: mini_prompt(
+            PromptProblem(
+                tiny.model, [5] * (tiny.model.config.max_position_embeddings + 1)
+            ),
+            n_start=1,
+            cap=1,
+        ),
+    ),
     ("unknown checkpoint", lambda: load_causal_lm("no-such-org/no-such-model")),
 ]:
     try:
@@ -531,9 +724,13 @@ for label, make in [
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"wall clock: tiny model {train_seconds:.0f} s, canary study {study_seconds:.0f} s, "
-      f"unlearning {unlearn_seconds:.0f} s, SmolLM2 {real_seconds if real is not None else 0:.0f} s, "
-      f"chapter {time.perf_counter() - chapter_start:.0f} s")
+real_s = real_seconds if real is not None else 0
+print(
+    f"wall clock: tiny model {train_seconds:.0f} s, "
+    f"canary study {study_seconds:.0f} s, "
+    f"unlearning {unlearn_seconds:.0f} s, SmolLM2 {real_s:.0f} s, "
+    f"chapter {time.perf_counter() - chapter_start:.0f} s"
+)
 
 # %% [markdown]
 # ## On a GPU
@@ -550,10 +747,69 @@ from reprobook.gpucheck import show_gpu_check
 gpu_check = show_gpu_check("acr")
 
 # %% [markdown]
-# ## What holds at this scale
+# ## Claims
 #
 # The table below is computed from the runs above; a claim marked **NO** did
 # not reproduce here, with the numbers that say why.
 
 # %%
 claims.report()
+
+# %% [markdown]
+# ## Summary
+#
+# - **What held.** On the tiny Llama, where the ground truth is known,
+#   compression tracks duplication: no canary planted 1, 4 or 16 times has
+#   ACR > 1, two of the three planted 64 times do, and none of the held-out
+#   canaries or random strings does. GCG's gradient matters: on the two
+#   memorized canaries it reaches a mean ACR of 8.88 against random search's
+#   1.33. On SmolLM2 a famous quote is far easier to elicit than a random
+#   string (best loss 1.12 against 11.98 nats per token after 15 GCG steps),
+#   and in the saved `long` study no new text or random string is memorized.
+# - **What did not.** The paper's sharpest claim, that after unlearning
+#   compression still finds strings that completion calls forgotten, does
+#   not reproduce: gradient ascent removes the canaries from both tests
+#   almost together (at step 4, 0.33 still completed against 0.67 still
+#   compressible; at step 6, none by either test). And in the `long` study
+#   neither famous quote is compressed below its own length in plain mode
+#   (the paper: 47% of quotes at 1.4B parameters).
+# - **Why.** A 0.9M-parameter model and a 135M one are far from the paper's
+#   Pythia models, whose memorization of quotes grows with size, and our
+#   search budget is small. The ACR we report is a lower bound: a search
+#   that fails proves nothing, so the negative results are the search's as
+#   much as the model's.
+#
+# ## Exercises
+#
+# 1. **Where does memorization start?** Plant the canaries 8, 16, 32 and 64
+#    times:
+#
+#    ```bash
+#    .venv/bin/reprobook run acr -p copies '[8, 16, 32, 64]' --output runs/acr-ex1
+#    ```
+#
+#    Look at the "Memorization vs duplication" plot and the summary table:
+#    is the step between 16 and 64 copies sharp, or do the x32 canaries sit
+#    in between? About 4 minutes on 2 CPU cores.
+# 2. **Unlearn more slowly.** With a third of the learning rate and more
+#    checkpoints, the two tests may come apart:
+#
+#    ```bash
+#    .venv/bin/reprobook run acr -p unlearn_lr 0.0001 \
+#        -p unlearn_checkpoints '[0, 4, 8, 12, 16, 20]' --output runs/acr-ex2
+#    ```
+#
+#    Look at the unlearning plot and the claim "after unlearning, completion
+#    says forgotten while compression still finds the string": is there a
+#    checkpoint where completion is at 0 and some canary still has ACR > 1?
+#    About 4 minutes.
+# 3. **A larger search.** Double GCG's steps per prompt length:
+#
+#    ```bash
+#    .venv/bin/reprobook run acr -p num_steps 80 --output runs/acr-ex3
+#    ```
+#
+#    Does the
+#    x64 canary that is completed but not compressed become compressible,
+#    and do any x16 canaries? Random search gets the same budget in the
+#    ablation. About 5 minutes.

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from reprobook.chapters import CHAPTERS, is_stale
+from reprobook.claims import read_claims
 from reprobook.common import REPO_ROOT
 
 
@@ -95,7 +96,7 @@ def test_toc_lists_every_chapter_and_nothing_missing():
 def test_scoreboard_lists_every_chapters_claims():
     text = (REPO_ROOT / "book" / "scoreboard.md").read_text()
     for chapter in CHAPTERS.values():
-        for claim in json.loads(chapter.book_claims.read_text()):
+        for claim in read_claims(chapter.book_claims):
             assert claim["name"] in text
 
 
@@ -109,3 +110,45 @@ def test_environment_yml_pins_match_requirements():
     ]
     assert sorted(pip_section) == sorted(reqs)
     assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_one_title_per_chapter(slug):
+    # The sidebar and search show the chapter's H1, `reprobook list` and the scoreboard the registry's
+    # title, the intro links to it: all the same words.
+    chapter = CHAPTERS[slug]
+    first = jupytext.read(chapter.source).cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.splitlines()[0] == f"# {chapter.number:02d} · {chapter.title}"
+    intro = (REPO_ROOT / "book" / "intro.md").read_text()
+    assert f"[{chapter.title}](chapters/{chapter.name}.ipynb)" in intro
+
+
+@pytest.mark.parametrize("slug", list(CHAPTERS))
+def test_chapter_cites_its_paper_and_ends_with_summary_and_exercises(slug):
+    chapter = CHAPTERS[slug]
+    cells = jupytext.read(chapter.source).cells
+    opening = cells[0].source
+    assert "arxiv.org/abs/" in opening, "the chapter opens with the paper's citation and arXiv link"
+    assert "shared/seeds" not in chapter.source.read_text()
+    headings = [line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    assert headings[-2:] == ["## Summary", "## Exercises"], headings[-3:]
+    report = max(i for i, c in enumerate(cells) if c.cell_type == "code" and "claims.report(" in c.source)
+    assert all(c.cell_type == "markdown" for c in cells[report + 1:]), "nothing runs after the claims table"
+    exercises = "\n".join(c.source for c in cells[report + 1:])
+    assert exercises.count(f"reprobook run {slug}") >= 2
+
+
+def test_every_citation_has_a_bibliography_entry():
+    import re as _re
+
+    bib = (REPO_ROOT / "book" / "references.bib").read_text()
+    keys = set(_re.findall(r"@\w+\{([^,\s]+),", bib))
+    assert len(keys) == len(_re.findall(r"@\w+\{", bib)), "duplicate or malformed bibtex keys"
+    for chapter in CHAPTERS.values():
+        cited = set()
+        for group in _re.findall(r"\{cite(?::[tp])?\}`([^`]+)`", chapter.source.read_text()):
+            cited |= {k.strip() for k in group.split(",")}
+        assert cited, f"{chapter.name} cites nothing"
+        assert cited <= keys, f"{chapter.name} cites keys missing from references.bib: {sorted(cited - keys)}"

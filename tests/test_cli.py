@@ -8,6 +8,11 @@ import time
 import nbformat
 import pytest
 
+from reprobook import chapters as chapters_mod
+from reprobook import cli as cli_mod
+from reprobook.chapters import CHAPTERS
+from reprobook.claims import read_claims_file
+
 
 def cli(*args, cwd=None):
     return subprocess.run(
@@ -15,13 +20,17 @@ def cli(*args, cwd=None):
     )
 
 
-def test_list_shows_chapters_presets_and_parameters():
+def test_list_shows_run_names_titles_preset_changes_and_defaults():
     out = cli("list")
     assert out.returncode == 0, out.stderr
-    assert "01_lingam" in out.stdout
-    assert "presets: cpu, full" in out.stdout
-    assert "acc_dims: tuple of int = (5, 10, 20, 40, 80)" in out.stdout
-    assert "device: str" in out.stdout
+    for chapter in CHAPTERS.values():
+        assert f"{chapter.slug}  ({chapter.name})  {chapter.title}" in out.stdout
+        assert f"reprobook run {chapter.slug} [--preset {'|'.join(chapter.presets)}]" in out.stdout
+    assert "seed = 0, device = auto (auto | cpu | cuda; the GPU path runs on cupy)" in out.stdout
+    assert "the GPU path runs on torch" in out.stdout
+    assert "full  paper scale, for a GPU; changes agree_dims=[3, 5, 10, 20, 50]" in out.stdout
+    assert "long  a longer CPU run" in out.stdout and "changes study=True" in out.stdout
+    assert "acc_dims: tuple of int = [5, 10, 20, 40, 80]" in out.stdout
 
 
 @pytest.mark.parametrize(
@@ -49,10 +58,100 @@ def test_bad_input_exits_2_naming_valid_choices_before_work(tmp_path, args, mess
     assert time.perf_counter() - start < 30
 
 
-def test_argparse_errors_also_exit_2():
+def test_argparse_errors_also_exit_2_with_one_line():
     out = cli("run")
     assert out.returncode == 2
-    assert "slug" in out.stderr
+    assert "slug" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """A machine without a usable GPU, and a run that records what it would execute (no kernel)."""
+    monkeypatch.setattr(chapters_mod, "cuda_available", lambda backend=None: False)
+    calls = []
+    monkeypatch.setattr(cli_mod, "execute", lambda *a, **k: calls.append((a, k)))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "lingam", "-p", "device", "cuda"], "device 'cuda' asked for, but no CUDA GPU is usable through cupy"),
+        (["run", "qqt", "-p", "device", "cuda"], "no CUDA GPU is usable through torch"),
+        (["run", "lingam", "--preset", "full"],
+         "preset 'full' is paper scale, meant for a GPU.*Add -p device cpu to run it on the CPU anyway"),
+        (["run", "06_mohawk", "--preset", "full"], "preset 'full' is paper scale.*CPU preset \\(cpu, long\\)"),
+    ],
+)
+def test_device_checks_exit_2_before_any_work(tmp_path, capsys, no_gpu, args, message):
+    out_dir = tmp_path / "out"
+    start = time.perf_counter()
+    assert cli_mod.main([*args, "--output", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert __import__("re").search(message, err), err
+    assert len(err.strip().splitlines()) == 1
+    assert not no_gpu and not out_dir.exists()
+    assert time.perf_counter() - start < 10
+
+
+def test_full_preset_runs_on_the_cpu_when_asked_and_slugs_take_both_forms(tmp_path, capsys, no_gpu):
+    for name in ("lingam", "01_lingam"):
+        assert cli_mod.main(["run", name, "--preset", "full", "-p", "device", "cpu", "--output", str(tmp_path)]) == 0
+    (first, kw1), (second, kw2) = no_gpu
+    assert first[0] is second[0] is CHAPTERS["lingam"]
+    assert first[1] == tmp_path / "01_lingam.ipynb" and first[3] == tmp_path / "claims.json"
+    assert first[2] == {"preset": "full", "device": "cpu"}
+    assert kw1 == {"results_dir": tmp_path / "results", "show_progress": True}
+
+
+def test_execute_and_list_take_both_forms():
+    assert chapters_mod.get_chapter("01_lingam") is chapters_mod.get_chapter("lingam")
+    out = cli("list", "02_qqt")
+    assert out.returncode == 0 and out.stdout.startswith("qqt  (02_qqt)")
+
+
+@pytest.mark.parametrize("inside", ["results", "results/lingam", "book/chapters"])
+def test_output_inside_the_books_folders_is_refused(inside, capsys, no_gpu):
+    from reprobook.common import REPO_ROOT
+
+    assert cli_mod.main(["run", "lingam", "--output", str(REPO_ROOT / inside)]) == 2
+    assert "a run writes only to its own folder" in capsys.readouterr().err
+
+
+def test_output_that_cannot_be_written_exits_2(tmp_path, capsys, no_gpu):
+    (tmp_path / "file").write_text("")
+    assert cli_mod.main(["run", "lingam", "--output", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot write to --output" in capsys.readouterr().err
+
+
+def test_outside_a_checkout_execute_scoreboard_and_run_exit_2(tmp_path):
+    env = {**__import__("os").environ, "REPROBOOK_REPO_ROOT": str(tmp_path)}
+    for args in (["scoreboard"], ["execute", "lingam"], ["run", "lingam", "--output", str(tmp_path / "o")]):
+        out = subprocess.run([sys.executable, "-m", "reprobook.cli", *args], capture_output=True, text=True, env=env)
+        assert out.returncode == 2 and "not in a checkout of the book" in out.stderr, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_scoreboard_headings_link_chapters_and_read_both_claims_formats(tmp_path):
+    root = tmp_path / "book-checkout"
+    (root / "chapters").mkdir(parents=True)
+    (root / "_toc.yml").write_text("root: intro\n")
+    (root / "book" / "chapters").mkdir(parents=True)
+    old = [{"chapter": "lingam", "preset": "cpu", "name": "old format", "paper": "1", "ours": "1", "holds": True}]
+    (root / "book" / "chapters" / "01_lingam.claims.json").write_text(json.dumps(old))
+    new = {"provenance": {"chapter": "qqt", "preset": "long"},
+           "claims": [{"chapter": "qqt", "preset": "long", "name": "new format", "paper": "1", "ours": "2",
+                       "holds": False, "source": "results/qqt/long.json"}]}
+    (root / "results" / "qqt").mkdir(parents=True)
+    (root / "results" / "qqt" / "long_claims.json").write_text(json.dumps(new))
+    out = subprocess.run([sys.executable, "-m", "reprobook.cli", "scoreboard"], capture_output=True, text=True,
+                         cwd=root, env={k: v for k, v in __import__("os").environ.items() if k != "REPROBOOK_REPO_ROOT"})
+    assert out.returncode == 0, out.stderr
+    text = (root / "book" / "scoreboard.md").read_text()
+    assert f"## [01 · {CHAPTERS['lingam'].title}](chapters/01_lingam.ipynb)" in text
+    assert f"## [02 · {CHAPTERS['qqt'].title}](chapters/02_qqt.ipynb)" in text
+    assert "| old format | 1 | 1 | yes | cpu |" in text
+    assert "| new format | 1 | 2 | **no** | saved: `results/qqt/long.json` |" in text
 
 
 def test_small_run_writes_notebook_and_claims(tmp_path):
@@ -71,6 +170,19 @@ def test_small_run_writes_notebook_and_claims(tmp_path):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     assert "seed = 1" in injected[0].source and '"genes": 4' in injected[0].source
-    claims = json.loads((out_dir / "claims.json").read_text())
+    prov, claims = read_claims_file(out_dir / "claims.json")
     assert claims and all({"name", "paper", "ours", "holds"} <= set(c) for c in claims)
     assert all(c["chapter"] == "lingam" and c["preset"] == "cpu" for c in claims)
+    assert prov["seed"] == 1 and prov["device"] == "cpu" and prov["overrides"]["genes"] == 4
+    assert not (out_dir / "results").exists()
+
+
+def test_repo_root_is_the_checkout_holding_the_working_directory(tmp_path):
+    root = tmp_path / "clone"
+    (root / "chapters").mkdir(parents=True)
+    (root / "_toc.yml").write_text("root: intro\n")
+    (root / "book" / "deep").mkdir(parents=True)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "REPROBOOK_REPO_ROOT"}
+    code = "from reprobook.common import REPO_ROOT; print(REPO_ROOT)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root / "book" / "deep", env=env)
+    assert out.stdout.strip() == str(root.resolve())

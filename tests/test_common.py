@@ -55,6 +55,37 @@ def test_table_has_no_index_and_formats_floats():
     assert "<table" in html and "1.23" in html and "<th></th>" not in html
 
 
+def test_table_without_missing_values_prints_as_pandas_does():
+    # nbval compares these texts with the executed chapters: no NaN, no change.
+    df = pd.DataFrame({"x": [1.23456, 2.0, 1e-7], "n": [1, 2, 3], "name": ["a", "bb", "c"]})
+    fmt = {"x": "{:.4g}".format}
+    t = Table(df)
+    assert repr(t) == df.to_string(index=False, formatters=fmt)
+    assert t._repr_html_() == df.to_html(index=False, formatters=fmt, border=0, classes="table")
+    assert Table.NA_NOTE not in repr(t)
+
+
+def test_table_prints_missing_values_as_a_dash_with_a_footnote():
+    df = pd.DataFrame(
+        {
+            "x": [1.23456, np.nan],
+            "name": ["a", None],
+            "k": pd.array([1, None], dtype="Int64"),
+        }
+    )
+    t = Table(df, floatfmt="{:.2f}")
+    text = repr(t)
+    lines = text.splitlines()
+    body = "\n".join(lines[:-1])
+    assert "NaN" not in body and "nan" not in body and "None" not in body and "<NA>" not in body
+    assert lines[1].split() == ["1.23", "a", "1"]
+    assert lines[2].split() == ["\u2013", "\u2013", "\u2013"]
+    assert lines[-1] == "\u2013 : not available (NaN)"
+    html = t._repr_html_()
+    assert "NaN</td>" not in html and "<td>\u2013</td>" in html
+    assert html.rstrip().endswith('<p class="table-note">\u2013 : not available (NaN)</p>')
+
+
 def test_saved_results_record_paths_inside_the_checkout_relative_to_it(tmp_path):
     from reprobook.common import REPO_ROOT, load_results, save_results
 

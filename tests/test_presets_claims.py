@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from reprobook.claims import CLAIMS_ENV, Claims, read_claims, scoreboard_markdown
+from reprobook.claims import CLAIMS_ENV, RUN_INFO_ENV, Claims, read_claims, read_claims_file, scoreboard_markdown
 from reprobook.presets import ConfigError, coerce, parse_cli_value, resolve
 
 
@@ -64,6 +64,8 @@ def test_cli_values_parse_as_json_else_string():
 def test_claims_written_to_env_path(tmp_path, monkeypatch):
     target = tmp_path / "c.json"
     monkeypatch.setenv(CLAIMS_ENV, str(target))
+    monkeypatch.setenv(RUN_INFO_ENV, json.dumps({"chapter": "toy", "preset": "cpu", "seed": 3, "device": "cpu",
+                                                 "overrides": {"n": 2}, "command": "reprobook run toy"}))
     claims = Claims("toy", "cpu")
     claims.add("A holds", "1.0", "0.9", True)
     claims.add("B fails", "2x", "1.1x", False, note="small scale")
@@ -73,8 +75,88 @@ def test_claims_written_to_env_path(tmp_path, monkeypatch):
     assert [r["name"] for r in records] == ["A holds", "B fails"]
     assert records[1] == {
         "chapter": "toy", "preset": "cpu", "name": "B fails", "paper": "2x", "ours": "1.1x",
-        "holds": False, "note": "small scale",
+        "holds": False, "note": "small scale", "source": "",
     }
+    prov, _ = read_claims_file(target)
+    assert {k: prov[k] for k in ("chapter", "preset", "seed", "device", "overrides", "command")} == {
+        "chapter": "toy", "preset": "cpu", "seed": 3, "device": "cpu", "overrides": {"n": 2},
+        "command": "reprobook run toy"}
+    assert {"git_commit", "date", "hardware"} <= set(prov)
+
+
+def test_old_claims_files_still_read(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps([{"name": "x", "paper": "1", "ours": "1", "holds": True}]))
+    assert read_claims_file(path) == (None, [{"name": "x", "paper": "1", "ours": "1", "holds": True}])
+
+
+def test_a_claim_from_saved_results_says_so(tmp_path):
+    from reprobook.common import REPO_ROOT
+
+    claims = Claims("toy", "cpu")
+    claims.add("measured", "1", "1", True)
+    claims.add("speed ratio", "32x", "146x", True, source=REPO_ROOT / "results" / "lingam" / "cpu_benchmark.json")
+    assert claims.as_records()[1]["source"] == "results/lingam/cpu_benchmark.json"
+    table = claims.table()
+    assert list(table["from"]) == ["this run", "results/lingam/cpu_benchmark.json"]
+    plain = Claims("toy", "cpu")
+    plain.add("measured", "1", "1", True)
+    assert list(plain.table().columns) == ["claim", "paper", "ours", "holds"]
+    text = scoreboard_markdown({"toy": ("01 · Toy", claims.as_records(), "chapters/01_toy.ipynb")})
+    assert "## [01 · Toy](chapters/01_toy.ipynb)" in text
+    assert "| speed ratio | 32x | 146x | yes | saved: `results/lingam/cpu_benchmark.json` |" in text
+    assert "| measured | 1 | 1 | yes | cpu |" in text
+
+
+def test_saved_results_record_the_runs_provenance(tmp_path, monkeypatch):
+    from reprobook.common import load_results, save_results
+
+    monkeypatch.setenv(RUN_INFO_ENV, json.dumps({"chapter": "toy", "preset": "long", "seed": 1, "device": "cpu",
+                                                 "overrides": {}, "command": "reprobook run toy --preset long"}))
+    prov = load_results(save_results(tmp_path / "r.json", {"a": 1}, preset="long", params={"n": 1}))["provenance"]
+    assert {k: prov[k] for k in ("chapter", "preset", "seed", "device", "overrides", "command", "params")} == {
+        "chapter": "toy", "preset": "long", "seed": 1, "device": "cpu", "overrides": {},
+        "command": "reprobook run toy --preset long", "params": {"n": 1}}
+    assert {"git_commit", "date", "hardware"} <= set(prov)
+    monkeypatch.delenv(RUN_INFO_ENV)
+    prov = load_results(save_results(tmp_path / "r.json", {"a": 1}, preset="benchmark"))["provenance"]
+    assert prov["preset"] == "benchmark" and "chapter" not in prov and prov["command"]  # a script: its command
+
+
+class FakeNamespace(dict):
+    """A notebook's globals() as IPython keeps them: the executed inputs in ``In``."""
+
+
+PARAMETERS_CELL = 'preset = "cpu"\noverrides = {}\nseed = 0\ndevice = "auto"\n'
+
+
+def test_config_refuses_a_parameter_papermill_injected_that_the_chapter_does_not_take():
+    from reprobook.chapters import get_chapter, injected_parameters
+
+    injected = '# Parameters\nacc_dims = [5]\nseed = 2\nPAPERMILL_INPUT_PATH = "in.ipynb"\n'
+    ns = FakeNamespace(In=["", PARAMETERS_CELL, injected], preset="cpu", overrides={}, seed=2, device="auto")
+    assert injected_parameters(ns) == ["acc_dims", "seed", "PAPERMILL_INPUT_PATH"]
+    with pytest.raises(ConfigError, match=r"unknown notebook parameter\(s\) 'acc_dims'.*"
+                                          r"""-y '\{"overrides": \{"acc_dims": \.\.\.\}\}'"""):
+        get_chapter("lingam").config("cpu", {}, namespace=ns)
+
+
+def test_config_with_namespace_accepts_known_parameters_and_needs_no_papermill():
+    from reprobook import claims as claims_mod
+    from reprobook.chapters import get_chapter
+
+    ok = FakeNamespace(In=["", PARAMETERS_CELL, '# Parameters\npreset = "full"\noverrides = {"acc_dims": [5]}\n'],
+                       seed=4, device="cpu")
+    cfg = get_chapter("lingam").config("full", {"acc_dims": [5]}, namespace=ok)
+    assert cfg.acc_dims == (5,)
+    assert claims_mod.NOTEBOOK_PARAMETERS == {"chapter": "lingam", "preset": "full", "overrides": {"acc_dims": [5]},
+                                              "seed": 4, "device": "cpu"}
+    # no injected cell (Jupyter, nbval, a plain script): nothing to check
+    assert get_chapter("lingam").config("cpu", {}, namespace=FakeNamespace(In=["", PARAMETERS_CELL])).acc_seeds >= 1
+    assert get_chapter("lingam").config("cpu", {}, namespace={}).acc_seeds >= 1
+    with pytest.raises(ConfigError, match="papermill's -p passes a string"):
+        get_chapter("lingam").config("cpu", '{"acc_dims": [5]}', namespace={})
+    claims_mod.NOTEBOOK_PARAMETERS.clear()
 
 
 def test_duplicate_or_empty_claim_rejected():

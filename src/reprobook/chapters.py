@@ -2,27 +2,120 @@
 
 Executing a chapter = jupytext (``chapters/NN_slug.py`` -> notebook) +
 papermill (run it, with parameters when they differ from the defaults).
+
+Where a chapter's results go: :func:`results_dir` (a run's own folder under
+``reprobook run --output``; the repository's ``results/<slug>/`` otherwise) and
+:func:`results_path` (what a chapter reads: the run's own copy when it wrote
+one, else the committed file).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .claims import CLAIMS_ENV
-from .common import DEVICES, REPO_ROOT
-from .presets import ConfigError, coerce, resolve
+from . import claims as _claims
+from .claims import CLAIMS_ENV, RUN_INFO_ENV
+from .common import DEVICES, REPO_ROOT, cuda_available
+from .presets import ConfigError, coerce, field_types, resolve
 from .registry import ENTRIES
 
 #: Chapter-level parameters every chapter's ``parameters`` cell has, besides ``preset`` and ``overrides``.
 GLOBAL_PARAMS = {"seed": int, "device": str}
 DEFAULT_SEED = 0
 DEFAULT_DEVICE = "auto"
+#: Every name a chapter's ``parameters`` cell defines: all papermill may set.
+NOTEBOOK_PARAMS = ("preset", "overrides", *GLOBAL_PARAMS)
+
+#: The library a chapter's GPU path runs on (``device="cuda"``): CuPy for chapter 01, PyTorch for the rest.
+GPU_BACKEND = {"lingam": "cupy"}
+DEFAULT_GPU_BACKEND = "torch"
+
+#: Presets meant for a CPU; any other preset (``full``) is paper scale, meant for a GPU.
+CPU_PRESETS = ("cpu", "long")
+PRESET_PURPOSE = {
+    "cpu": "the default: what the book shows, minutes on a laptop's CPU",
+    "long": "a longer CPU run (up to hours), shown in the chapter's larger-scale section",
+    "full": "paper scale, for a GPU",
+}
+
+#: Set by ``reprobook run`` for the chapter's kernel: the folder its results go to (``OUTPUT/results``).
+RESULTS_ENV = "REPROBOOK_RESULTS_DIR"
+#: Set by ``reprobook run`` / ``execute`` for the kernel: the checkout (see ``reprobook.common.REPO_ROOT``).
+REPO_ROOT_ENV = "REPROBOOK_REPO_ROOT"
+
+
+def is_checkout(root: Path | None = None) -> bool:
+    """True when ``root`` (default: ``REPO_ROOT``) is a checkout of the book (``_toc.yml`` and ``chapters/``)."""
+    root = REPO_ROOT if root is None else Path(root)
+    return (root / "_toc.yml").is_file() and (root / "chapters").is_dir()
+
+
+def require_checkout(root: Path | None = None) -> Path:
+    """``root`` (default: ``REPO_ROOT``), or a ConfigError when it is not a checkout of the book."""
+    root = REPO_ROOT if root is None else Path(root)
+    if not is_checkout(root):
+        raise ConfigError(
+            "not in a checkout of the book: run this inside the repository (a folder holding _toc.yml "
+            f"and chapters/); {root} is not one"
+        )
+    return root
+
+
+def results_dir(slug: str) -> Path:
+    """The folder a chapter's run saves its results in: ``$REPROBOOK_RESULTS_DIR/<slug>`` when set
+    (``reprobook run`` sets it to ``OUTPUT/results``, so a run writes only under its ``--output``),
+    else the repository's ``results/<slug>``."""
+    base = os.environ.get(RESULTS_ENV)
+    return (Path(base) if base else REPO_ROOT / "results") / slug
+
+
+def results_path(slug: str, name: str) -> Path:
+    """A saved result a chapter shows: the run's own ``results_dir(slug) / name`` when this run
+    wrote it, else the committed ``results/<slug>/<name>``."""
+    own = results_dir(slug) / name
+    return own if own.is_file() else REPO_ROOT / "results" / slug / name
+
+
+def injected_parameters(namespace: dict) -> list[str]:
+    """The names papermill assigned in the cell(s) it injected (which start with the comment
+    ``# Parameters``), from the inputs IPython keeps in ``namespace["In"]``; empty outside papermill."""
+    names: list[str] = []
+    for source in namespace.get("In") or ():
+        if not isinstance(source, str) or source.lstrip().split("\n", 1)[0].strip() != "# Parameters":
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else [])
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name) and sub.id not in names:
+                        names.append(sub.id)
+    return names
+
+
+def check_injected_parameters(namespace: dict, chapter: str = "SLUG") -> None:
+    """A ConfigError naming every parameter papermill injected that the chapter does not take
+    (papermill would otherwise define it and the chapter ignore it)."""
+    unknown = [n for n in injected_parameters(namespace)
+               if n not in NOTEBOOK_PARAMS and not n.startswith("PAPERMILL_")]
+    if unknown:
+        raise ConfigError(
+            f"unknown notebook parameter(s) {', '.join(map(repr, unknown))}: the chapter's parameters are "
+            f"{', '.join(NOTEBOOK_PARAMS)}. Config fields go in overrides: papermill ... "
+            f"-y '{{\"overrides\": {{\"{unknown[0]}\": ...}}}}', or `reprobook run {chapter} -p {unknown[0]} ...`"
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +141,11 @@ class Chapter:
     def book_claims(self) -> Path:
         return REPO_ROOT / "book" / "chapters" / f"{self.name}.claims.json"
 
+    @property
+    def gpu_backend(self) -> str:
+        """The library this chapter's GPU path runs on ("cupy" or "torch")."""
+        return GPU_BACKEND.get(self.slug, DEFAULT_GPU_BACKEND)
+
     def _config_module(self):
         return importlib.import_module(f"reprobook.{self.slug}.config")
 
@@ -59,7 +157,33 @@ class Chapter:
     def presets(self) -> dict[str, dict]:
         return self._config_module().PRESETS
 
-    def config(self, preset: str = "cpu", overrides: dict | None = None, also_valid: tuple[str, ...] = ()):
+    def preset_changes(self, preset: str) -> dict:
+        """What ``preset`` changes relative to ``cpu``: {field: value} (canonical types)."""
+        types_, base = field_types(self.config_cls), self.config_cls()
+        values = {k: coerce(k, v, types_[k]) for k, v in self.presets[preset].items()}
+        return {k: v for k, v in values.items() if v != getattr(base, k)}
+
+    def config(self, preset: str = "cpu", overrides: dict | None = None, also_valid: tuple[str, ...] = (),
+               *, namespace: dict | None = None):
+        """The typed config of ``preset`` with ``overrides``.
+
+        ``namespace``: the notebook's ``globals()``. Then a parameter papermill injected that the
+        chapter does not take (``-p acc_dims '[5]'`` instead of ``-y '{"overrides": {...}}'``)
+        is a ConfigError, and the notebook's parameters are recorded for the claims' provenance.
+        Outside papermill (no injected cell) nothing is checked.
+        """
+        if namespace is not None:
+            check_injected_parameters(namespace, self.slug)
+            _claims.NOTEBOOK_PARAMETERS.clear()
+            _claims.NOTEBOOK_PARAMETERS.update(
+                {"chapter": self.slug, "preset": preset, "overrides": overrides or {}},
+                **{k: namespace[k] for k in GLOBAL_PARAMS if k in namespace},
+            )
+        if isinstance(overrides, str):
+            raise ConfigError(
+                f"overrides must be a dict of parameter -> value, got the string {overrides!r}: with papermill "
+                "pass it as YAML, -y '{\"overrides\": {...}}' (papermill's -p passes a string)"
+            )
         return resolve(self.config_cls, self.presets, preset, overrides, also_valid)
 
     def inputs_hash(self) -> str:
@@ -82,9 +206,35 @@ CHAPTERS: dict[str, Chapter] = {e.slug: Chapter(e.number, e.slug, e.title, e.use
 
 
 def get_chapter(slug: str) -> Chapter:
-    if slug not in CHAPTERS:
-        raise ConfigError(f"unknown chapter {slug!r}; valid chapters: {', '.join(CHAPTERS)}")
-    return CHAPTERS[slug]
+    """A chapter by slug (``lingam``) or by file name (``01_lingam``)."""
+    if slug in CHAPTERS:
+        return CHAPTERS[slug]
+    for chapter in CHAPTERS.values():
+        if slug in (chapter.name, f"{chapter.name}.py", f"{chapter.name}.ipynb"):
+            return chapter
+    raise ConfigError(f"unknown chapter {slug!r}; valid chapters: {', '.join(CHAPTERS)} (or 01_lingam, ...)")
+
+
+def check_device(chapter: Chapter, preset: str, device: str) -> None:
+    """Before any work: ``device="cuda"`` needs a GPU usable through the chapter's GPU library, and
+    a paper-scale preset (not in :data:`CPU_PRESETS`) with ``device="auto"`` on a machine without
+    one is refused (it would run for hours or days on the CPU) unless ``device="cpu"`` asks for it."""
+    if device == "cpu" or (device == "auto" and preset in CPU_PRESETS):
+        return
+    backend = chapter.gpu_backend
+    if cuda_available(backend):
+        return
+    if device == "cuda":
+        raise ConfigError(
+            f"device 'cuda' asked for, but no CUDA GPU is usable through {backend} on this machine "
+            f"(chapter {chapter.slug}'s GPU path runs on {backend}); use -p device cpu or a machine with an NVIDIA GPU"
+        )
+    cpu_ones = [p for p in chapter.presets if p in CPU_PRESETS]
+    raise ConfigError(
+        f"preset {preset!r} is paper scale, meant for a GPU, and no CUDA GPU is usable through {backend} here: "
+        f"on the CPU it would run for hours or days. Add -p device cpu to run it on the CPU anyway, "
+        f"or use a CPU preset ({', '.join(cpu_ones)})"
+    )
 
 
 def check_parameters(chapter: Chapter, preset: str, params: dict) -> dict:
@@ -125,6 +275,56 @@ def _finish_book_notebook(path: Path, inputs_hash: str) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+_KERNEL_FILTER = (
+    "import logging; logging.getLogger('IPKernelApp').addFilter("
+    "lambda r: 'running over TCP without encryption' not in r.getMessage()); "
+    "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()"
+)
+
+
+def _quiet_kernel_manager_class():
+    """A KernelManager whose ipykernel drops one startup warning, ipykernel's "Kernel is running
+    over TCP without encryption" (the kernel listens on localhost only): it launches the kernel
+    through ``python -c`` with a logging filter on that message, instead of ``-m ipykernel_launcher``."""
+    from jupyter_client.manager import KernelManager
+
+    class QuietKernelManager(KernelManager):
+        @property
+        def kernel_spec(self):
+            spec = KernelManager.kernel_spec.fget(self)
+            argv = list(getattr(spec, "argv", None) or [])
+            for i in range(len(argv) - 1):
+                if argv[i] == "-m" and argv[i + 1] == "ipykernel_launcher":
+                    spec.argv = argv[:i] + ["-c", _KERNEL_FILTER] + argv[i + 2:]
+                    break
+            return spec
+
+    return QuietKernelManager
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the checkout when inside it, else its name (no machine paths)."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return path.name
+
+
+def run_command(chapter: Chapter, parameters: dict, verb: str = "run") -> str:
+    """The command that reproduces a run (without its ``--output``)."""
+    if verb == "execute":
+        return f"reprobook execute {chapter.slug}"
+    parts = ["reprobook", "run", chapter.slug]
+    if parameters.get("preset", "cpu") != "cpu":
+        parts += ["--preset", parameters["preset"]]
+    values = {**(parameters.get("overrides") or {}), **{k: parameters[k] for k in GLOBAL_PARAMS if k in parameters}}
+    for key, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(list(value) if isinstance(value, tuple) else value)
+        parts += ["-p", key, text if text.replace("_", "").replace("-", "").replace(".", "").isalnum() else f"'{text}'"]
+    return " ".join(parts)
+
+
 def execute(
     chapter: Chapter,
     output_notebook: Path,
@@ -133,6 +333,8 @@ def execute(
     *,
     progress_bar: bool = True,
     book: bool = False,
+    results_dir: Path | None = None,
+    show_progress: bool = False,
 ) -> Path:
     """Run ``chapter`` with papermill into ``output_notebook``.
 
@@ -140,12 +342,38 @@ def execute(
     exactly the source's code cells). With ``book=True`` the notebook gets
     the inputs hash that marks it up to date, and papermill's timestamps are
     dropped.
+
+    The kernel gets, through environment variables: the checkout
+    (``REPROBOOK_REPO_ROOT``), where the claims go (``REPROBOOK_CLAIMS_PATH``),
+    where results go (``REPROBOOK_RESULTS_DIR`` = ``results_dir``; unset: the
+    repository's ``results/``), how it was run (``REPROBOOK_RUN_INFO``, JSON:
+    the claims' and saved results' provenance) and whether progress bars show
+    (``REPROBOOK_PROGRESS``: ``text`` bars on this process's stderr with
+    ``show_progress``, else off).
     """
     import jupytext
     import papermill
 
     output_notebook = Path(output_notebook)
     output_notebook.parent.mkdir(parents=True, exist_ok=True)
+    parameters = dict(parameters or {})
+    info = {
+        "chapter": chapter.slug,
+        "preset": parameters.get("preset", "cpu"),
+        "seed": parameters.get("seed", DEFAULT_SEED),
+        "device": parameters.get("device", DEFAULT_DEVICE),
+        "overrides": parameters.get("overrides", {}),
+        "command": run_command(chapter, parameters, "execute" if book else "run"),
+        "notebook": _relative(output_notebook),
+    }
+    env = {
+        REPO_ROOT_ENV: str(REPO_ROOT),
+        CLAIMS_ENV: str(Path(claims_path).resolve()) if claims_path is not None else None,
+        RESULTS_ENV: str(Path(results_dir).resolve()) if results_dir is not None else None,
+        RUN_INFO_ENV: json.dumps(info),
+        # tqdm widgets in a saved notebook are noise: text bars, shown on stderr, for a run only.
+        "REPROBOOK_PROGRESS": "text" if show_progress else "0",
+    }
     nb = jupytext.read(chapter.source)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
@@ -155,21 +383,22 @@ def execute(
     with tempfile.TemporaryDirectory() as tmp:
         src_nb = Path(tmp) / f"{chapter.name}.ipynb"
         jupytext.write(nb, src_nb)
-        env_backup = {k: os.environ.get(k) for k in (CLAIMS_ENV, "REPROBOOK_PROGRESS")}
+        env_backup = {k: os.environ.get(k) for k in env}
         try:
-            if claims_path is not None:
-                os.environ[CLAIMS_ENV] = str(Path(claims_path).resolve())
-            else:
-                os.environ.pop(CLAIMS_ENV, None)
-            # tqdm widgets in a saved notebook are noise; papermill shows progress by cell.
-            os.environ["REPROBOOK_PROGRESS"] = "0"
+            for k, v in env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
             papermill.execute_notebook(
                 str(src_nb),
                 str(output_notebook),
-                parameters=parameters or {},
+                parameters=parameters,
                 kernel_name="python3",
                 cwd=str(output_notebook.parent),
                 progress_bar=progress_bar,
+                stderr_file=sys.stderr if show_progress else None,
+                kernel_manager_class=_quiet_kernel_manager_class(),
             )
         finally:
             for k, v in env_backup.items():

@@ -18,8 +18,24 @@ import numpy as np
 
 DEVICES = ("auto", "cpu", "cuda")
 
-#: Repository root (the folder holding ``_config.yml``) when running from a checkout.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+def _find_repo_root() -> Path:
+    """The checkout to work on: ``$REPROBOOK_REPO_ROOT`` (set by ``reprobook run`` / ``execute`` for
+    the chapter's kernel), else the nearest folder at or above the working directory holding
+    ``_toc.yml`` and ``chapters/``, else the checkout this package was installed from."""
+    if os.environ.get("REPROBOOK_REPO_ROOT"):
+        return Path(os.environ["REPROBOOK_REPO_ROOT"]).resolve()
+    try:
+        here = Path.cwd().resolve()
+    except OSError:  # the working directory was removed
+        here = None
+    for folder in (here, *here.parents) if here else ():
+        if (folder / "_toc.yml").is_file() and (folder / "chapters").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+#: Repository root (the folder holding ``_toc.yml`` and ``chapters/``): see :func:`_find_repo_root`.
+REPO_ROOT = _find_repo_root()
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -113,7 +129,7 @@ def progress(iterable=None, **kwargs):
     """A tqdm progress bar that respects :func:`progress_disabled`."""
     kwargs["disable"] = kwargs.get("disable", False) or progress_disabled()
     kwargs.setdefault("leave", False)
-    if kwargs["disable"]:
+    if kwargs["disable"] or os.environ.get("REPROBOOK_PROGRESS") == "text":  # text bars (reprobook run)
         from tqdm import tqdm
     else:
         try:  # a notebook widget when ipywidgets is there, else text
@@ -125,19 +141,34 @@ def progress(iterable=None, **kwargs):
 
 
 def set_plot_style() -> None:
-    """One plot style for the whole book."""
+    """One plot style for the whole book.
+
+    Figures are drawn at 100 dpi, so a figure 10 inches wide is 1000 px and the book's
+    content column (about 750 px) shows it at three quarters of its size: the fonts are
+    sized for that (11 pt text, 12.5 pt titles, 10.5 pt ticks stay legible), and a click
+    on a figure in the book opens it at full size. Constrained layout is on, so titles,
+    labels and colorbars do not overlap (no figure calls ``tight_layout()``).
+    """
     import matplotlib as mpl
 
     mpl.rcParams.update(
         {
             "figure.figsize": (6.4, 4.0),
             "figure.dpi": 100,
-            "savefig.dpi": 100,
+            "savefig.dpi": 150,
+            "figure.constrained_layout.use": True,
             "axes.grid": True,
             "grid.alpha": 0.3,
             "axes.spines.top": False,
             "axes.spines.right": False,
-            "font.size": 10,
+            "font.size": 11,
+            "axes.titlesize": 12.5,
+            "axes.labelsize": 11,
+            "xtick.labelsize": 10.5,
+            "ytick.labelsize": 10.5,
+            "legend.fontsize": 10.5,
+            "legend.title_fontsize": 10.5,
+            "figure.titlesize": 13,
             "legend.frameon": False,
             # Deterministic SVG/PNG metadata-free output.
             "svg.hashsalt": "reprobook",
@@ -214,16 +245,12 @@ def _repo_relative(obj):
 def save_results(path: str | Path, results: dict, *, preset: str, params: Any = None) -> Path:
     """Write ``results`` as JSON with provenance (preset, parameters, commit, hardware, date);
     paths inside the checkout are recorded relative to it."""
+    from .claims import provenance  # chapter, seed, device, overrides, command, commit, date, hardware
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "provenance": {
-            "preset": preset,
-            "params": _repo_relative(_jsonable(params)),
-            "git_commit": git_commit(),
-            "hardware": hardware(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        },
+        "provenance": {**provenance(preset=preset), "params": _repo_relative(_jsonable(params))},
         "results": _repo_relative(_jsonable(results)),
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -243,20 +270,56 @@ def load_results(path: str | Path) -> dict:
 
 class Table:
     """A DataFrame shown without its index, deterministically (no ids, no
-    addresses), as HTML in the book and as text in nbval's comparison."""
+    addresses), as HTML in the book and as text in nbval's comparison.
+
+    A missing value (NaN, None, pd.NA) prints as an en dash, and a table holding one
+    gets the footnote :attr:`NA_NOTE` under it."""
+
+    NA = "\u2013"  # en dash
+    NA_NOTE = "\u2013 : not available (NaN)"
 
     def __init__(self, df, floatfmt: str = "{:.4g}"):
         self.df = df
         self.floatfmt = floatfmt
 
+    def _has_na(self) -> bool:
+        return bool(self.df.isna().to_numpy().any())
+
+    def _shown(self):
+        """The frame to print: unchanged without missing values; else the missing values of
+        the columns that are not float (None, pd.NA in Int64 ...) replaced by the dash."""
+        if not self._has_na():
+            return self.df
+        df = self.df.copy()
+        for c in df.columns:
+            if df[c].dtype.kind != "f" and df[c].isna().any():
+                col = df[c].astype(object)
+                df[c] = col.where(col.notna(), self.NA)
+        return df
+
     def _formatters(self):
-        return {c: self.floatfmt.format for c in self.df.columns if self.df[c].dtype.kind == "f"}
+        import pandas as pd
+
+        na, fmt = self.NA, self.floatfmt.format
+        return {
+            c: (lambda v: na if pd.isna(v) else fmt(v))
+            for c in self.df.columns
+            if self.df[c].dtype.kind == "f"
+        }
 
     def _repr_html_(self) -> str:
-        return self.df.to_html(index=False, formatters=self._formatters(), border=0, classes="table")
+        html = self._shown().to_html(
+            index=False, formatters=self._formatters(), na_rep=self.NA, border=0, classes="table"
+        )
+        if self._has_na():
+            html += f'\n<p class="table-note">{self.NA_NOTE}</p>'
+        return html
 
     def __repr__(self) -> str:
-        return self.df.to_string(index=False, formatters=self._formatters())
+        text = self._shown().to_string(index=False, formatters=self._formatters(), na_rep=self.NA)
+        if self._has_na():
+            text += "\n" + self.NA_NOTE
+        return text
 
 
 def best_time(fn, repeats: int) -> float:

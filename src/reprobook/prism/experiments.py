@@ -339,23 +339,6 @@ def loop_trace(runs) -> pd.DataFrame:
                          for r in runs for c in r.candidates])
 
 
-def plot_trace(trace: pd.DataFrame, n_iterations: int):
-    """Score vs iteration per stream, one panel per task."""
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(trace["task"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.6), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], names):
-        sub = trace[trace["task"] == name]
-        for s, g in sub.groupby("stream"):
-            ax.plot(g["iteration"] + 1, g["score"], marker="o", ms=3, lw=1, alpha=0.8, label=f"stream {s + 1}")
-        ax.set(title=name, xlabel="iteration", xticks=range(1, n_iterations + 1), ylim=(-0.5, 10.5))
-    axes[0, 0].set_ylabel("judge score (0-10)")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
-
-
 def plot_prompts(task: Task, table: pd.DataFrame, g1: OneStepGenerator, methods: Sequence[str], seed: int,
                  draws: int = 4):
     """The task's references, then each method's prompt (wrapped) and ``draws`` of its G1 images."""
@@ -383,7 +366,6 @@ def plot_prompts(task: Task, table: pd.DataFrame, g1: OneStepGenerator, methods:
             axes[i, j].imshow(images[j].permute(1, 2, 0).numpy())
         axes[i, -1].text(1.08, 0.5, f"{method}:\n" + textwrap.fill(prompt, 34), transform=axes[i, -1].transAxes,
                          fontsize=7, va="center")
-    fig.tight_layout()
     return fig
 
 

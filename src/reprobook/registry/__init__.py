@@ -27,7 +27,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(3, "hallucination", "Hallucinations in diffusion models through mode interpolation",
           uses=("diffusion", "world"), gpu_budget_s=50),
     Entry(4, "ect", "Consistency models made easy", uses=("diffusion",), gpu_budget_s=50),
-    Entry(5, "acr", "Rethinking LLM memorization through the lens of adversarial compression",
+    Entry(5, "acr", "Memorization as adversarial compression",
           uses=("discrete", "models"), gpu_budget_s=55),
     Entry(6, "mohawk", "Transformers to SSMs: MOHAWK distillation", uses=("models",), gpu_budget_s=45),
     Entry(7, "pcclip", "CLIP finetuned on pairwise differences (PC-CLIP)", uses=("models", "world"),

@@ -150,8 +150,8 @@ def test_scoreboard_headings_link_chapters_and_read_both_claims_formats(tmp_path
     text = (root / "book" / "scoreboard.md").read_text()
     assert f"## [01 · {CHAPTERS['lingam'].title}](chapters/01_lingam.ipynb)" in text
     assert f"## [02 · {CHAPTERS['qqt'].title}](chapters/02_qqt.ipynb)" in text
-    assert "| old format | 1 | 1 | yes | cpu |" in text
-    assert "| new format | 1 | 2 | **no** | saved: `results/qqt/long.json` |" in text
+    assert "| old format | 1 | 1 | yes |  | cpu |" in text
+    assert "| new format | 1 | 2 | **no** |  | saved: `results/qqt/long.json` |" in text
 
 
 def test_small_run_writes_notebook_and_claims(tmp_path):

@@ -71,6 +71,11 @@ def test_claims_written_to_env_path(tmp_path, monkeypatch):
     claims.add("B fails", "2x", "1.1x", False, note="small scale")
     table = claims.report()
     assert "A holds" in repr(table) and "NO" in repr(table)
+    # a claim's note (its rule or tolerance) is shown in the chapter's table
+    assert list(claims.table().columns) == ["claim", "paper", "ours", "holds", "note"]
+    assert list(claims.table()["note"]) == ["", "small scale"]
+    text = scoreboard_markdown({"toy": ("01 · Toy", records := claims.as_records())})
+    assert "| B fails | 2x | 1.1x | **no** | small scale | cpu |" in text and len(records) == 2
     records = read_claims(target)
     assert [r["name"] for r in records] == ["A holds", "B fails"]
     assert records[1] == {
@@ -104,8 +109,8 @@ def test_a_claim_from_saved_results_says_so(tmp_path):
     assert list(plain.table().columns) == ["claim", "paper", "ours", "holds"]
     text = scoreboard_markdown({"toy": ("01 · Toy", claims.as_records(), "chapters/01_toy.ipynb")})
     assert "## [01 · Toy](chapters/01_toy.ipynb)" in text
-    assert "| speed ratio | 32x | 146x | yes | saved: `results/lingam/cpu_benchmark.json` |" in text
-    assert "| measured | 1 | 1 | yes | cpu |" in text
+    assert "| speed ratio | 32x | 146x | yes |  | saved: `results/lingam/cpu_benchmark.json` |" in text
+    assert "| measured | 1 | 1 | yes |  | cpu |" in text
 
 
 def test_saved_results_record_the_runs_provenance(tmp_path, monkeypatch):
@@ -182,8 +187,9 @@ def test_scoreboard_counts_and_escapes():
     ]
     text = scoreboard_markdown({"x": ("01 X", records)})
     assert "**1 of 2 claims hold.**" in text
-    assert "| a\\|b | 1 | 2 | yes | cpu |" in text
-    assert "| c | 3 | 4 | **no** | long |" in text
+    assert "| a\\|b | 1 | 2 | yes |  | cpu |" in text
+    assert "| c | 3 | 4 | **no** | long |" not in text  # the note column sits before the scale
+    assert "| c | 3 | 4 | **no** |  | long |" in text
 
 
 def test_inconclusive_claims_are_neither_held_nor_failed(tmp_path):

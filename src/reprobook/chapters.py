@@ -34,10 +34,6 @@ DEFAULT_DEVICE = "auto"
 #: Every name a chapter's ``parameters`` cell defines: all papermill may set.
 NOTEBOOK_PARAMS = ("preset", "overrides", *GLOBAL_PARAMS)
 
-#: The library a chapter's GPU path runs on (``device="cuda"``): CuPy for chapter 01, PyTorch for the rest.
-GPU_BACKEND = {"lingam": "cupy"}
-DEFAULT_GPU_BACKEND = "torch"
-
 #: Presets meant for a CPU; any other preset (``full``) is paper scale, meant for a GPU.
 CPU_PRESETS = ("cpu", "long")
 PRESET_PURPOSE = {
@@ -124,6 +120,7 @@ class Chapter:
     slug: str
     title: str
     uses: tuple[str, ...] = ()  # shared subpackages of reprobook the chapter depends on (e.g. "diffusion")
+    gpu_backend: str = "torch"  # the library its GPU path (device="cuda") runs on: "cupy" or "torch"
 
     @property
     def name(self) -> str:
@@ -140,11 +137,6 @@ class Chapter:
     @property
     def book_claims(self) -> Path:
         return REPO_ROOT / "book" / "chapters" / f"{self.name}.claims.json"
-
-    @property
-    def gpu_backend(self) -> str:
-        """The library this chapter's GPU path runs on ("cupy" or "torch")."""
-        return GPU_BACKEND.get(self.slug, DEFAULT_GPU_BACKEND)
 
     def _config_module(self):
         return importlib.import_module(f"reprobook.{self.slug}.config")
@@ -202,7 +194,9 @@ class Chapter:
 
 
 #: The chapters in order, from :mod:`reprobook.registry` (kept out of the chapters' inputs hash).
-CHAPTERS: dict[str, Chapter] = {e.slug: Chapter(e.number, e.slug, e.title, e.uses) for e in ENTRIES}
+CHAPTERS: dict[str, Chapter] = {
+    e.slug: Chapter(e.number, e.slug, e.title, e.uses, e.gpu_backend) for e in ENTRIES
+}
 
 
 def get_chapter(slug: str) -> Chapter:

@@ -154,16 +154,18 @@ class Claims:
         return [asdict(c) for c in self._claims]
 
     def table(self):
-        """The claims as a pandas DataFrame (claim, paper, ours, holds; and ``from`` when some
-        claim was read from saved results)."""
+        """The claims as a pandas DataFrame (claim, paper, ours, holds; ``note`` when some claim
+        has one, e.g. its rule or tolerance; ``from`` when some claim was read from saved results)."""
         import pandas as pd
 
         columns = ["claim", "paper", "ours", "holds"]
         rows = [
             {"claim": c.name, "paper": c.paper, "ours": c.ours, "holds": verdict(c.holds),
-             "from": c.source or "this run"}
+             "note": c.note, "from": c.source or "this run"}
             for c in self._claims
         ]
+        if any(c.note for c in self._claims):
+            columns.append("note")
         if any(c.source for c in self._claims):
             columns.append("from")
         return pd.DataFrame(rows, columns=columns)
@@ -212,8 +214,8 @@ def read_claims(path: str | os.PathLike) -> list[dict]:
 def scoreboard_markdown(claims_by_chapter: dict[str, tuple]) -> str:
     """The scoreboard page: one table per chapter. Each value is ``(heading, records)`` or
     ``(heading, records, link)``; with a link (e.g. ``chapters/01_lingam.ipynb``, relative to
-    ``book/``) the heading links to the chapter. A claim read from saved results shows its
-    source in the ``scale`` column."""
+    ``book/``) the heading links to the chapter. A claim's note (its rule, tolerance or caveat)
+    is in the ``note`` column; a claim read from saved results shows its source in ``scale``."""
     lines = [
         "# Scoreboard",
         "",
@@ -227,13 +229,15 @@ def scoreboard_markdown(claims_by_chapter: dict[str, tuple]) -> str:
     for value in claims_by_chapter.values():
         title, records, link = (*value, None)[:3]
         heading = f"[{title}]({link})" if link else title
-        lines += [f"## {heading}", "", "| claim | paper | ours | holds | scale |", "|---|---|---|---|---|"]
+        lines += [f"## {heading}", "", "| claim | paper | ours | holds | note | scale |",
+                  "|---|---|---|---|---|---|"]
         for r in records:
             cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
             holds = {"yes": "yes", "NO": "**no**"}.get(verdict(r["holds"]), INCONCLUSIVE)
             scale = f"saved: `{r['source']}`" if r.get("source") else cell(r.get("preset", ""))
             lines.append(
-                f"| {cell(r['name'])} | {cell(r['paper'])} | {cell(r['ours'])} | {holds} | {scale} |"
+                f"| {cell(r['name'])} | {cell(r['paper'])} | {cell(r['ours'])} | {holds} "
+                f"| {cell(r.get('note', ''))} | {scale} |"
             )
             total += 1
             held += r["holds"] is True

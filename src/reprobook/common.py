@@ -3,7 +3,6 @@ progress bars, plot style and saving results with provenance."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import platform

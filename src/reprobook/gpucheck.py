@@ -45,6 +45,7 @@ MIN_START_S = 20.0  # a check given less than this is not started (CUDA start-up
 class CheckSpec:
     slug: str
     budget_s: float  # wall clock on one H200, start-up of the child process included
+    backend: str = "torch"  # the GPU library the check runs on ("cupy" or "torch")
 
     @property
     def script(self) -> Path:
@@ -52,7 +53,7 @@ class CheckSpec:
 
 
 #: One check per chapter with a GPU path; budgets are set in :mod:`reprobook.registry`.
-CHECKS: tuple[CheckSpec, ...] = tuple(CheckSpec(e.slug, e.gpu_budget_s) for e in ENTRIES
+CHECKS: tuple[CheckSpec, ...] = tuple(CheckSpec(e.slug, e.gpu_budget_s, e.gpu_backend) for e in ENTRIES
                                       if e.gpu_budget_s is not None)
 
 
@@ -152,7 +153,7 @@ def run_child(slug: str, device: str, smoke: bool, budget_s: float, results_dir:
     spec = _spec(slug)
     deadline = Deadline(budget_s)
     check = _load_check(spec)
-    device = resolve_device(device, "cupy" if slug == "lingam" else "torch")
+    device = resolve_device(device, spec.backend)
     record = check(device, smoke, deadline)
     missing = {"passed", "key_figure"} - set(record)
     if missing:

@@ -19,10 +19,11 @@ class Entry:
     title: str
     uses: tuple[str, ...] = ()  # shared subpackages of reprobook the chapter depends on (e.g. "diffusion")
     gpu_budget_s: float | None = None  # wall clock of benchmarks/<slug>_gpu.py on one H200 (None: no check)
+    gpu_backend: str = "torch"  # the GPU library the chapter's GPU path runs on ("torch" or "cupy")
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry(1, "lingam", "DirectLiNGAM at scale", gpu_budget_s=40),
+    Entry(1, "lingam", "DirectLiNGAM at scale", gpu_budget_s=40, gpu_backend="cupy"),
     Entry(2, "qqt", "Data curation cannot be compute agnostic", gpu_budget_s=35),
     Entry(3, "hallucination", "Hallucinations in diffusion models through mode interpolation",
           uses=("diffusion", "world"), gpu_budget_s=50),

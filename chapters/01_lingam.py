@@ -41,7 +41,10 @@
 # 4. the rest of the package's interface gives the package's answers too:
 #    the bootstrap (edge probabilities), total effects, prior knowledge;
 # 5. the two applications: VarLiNGAM on real macro-economic series, and
-#    predicting the effect of gene knockouts from observational data.
+#    predicting the effect of gene knockouts from observational data, where
+#    the paper reports results competitive with continuous-optimisation
+#    methods: we compare with NOTEARS {cite:p}`zheng2018notears`, on data
+#    that are exactly LiNGAM and on data that break its assumptions.
 
 # %% tags=["parameters"]
 preset = "cpu"  # "cpu": the default, runs on 2 CPU cores; "full": paper scale on a GPU
@@ -51,12 +54,11 @@ device = "auto"  # "auto" | "cpu" | "cuda"
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 
 from reprobook.chapters import get_chapter
-from reprobook.claims import Claims
+from reprobook.claims import INCONCLUSIVE, Claims, paired_verdict, verdict
 from reprobook.common import (
     REPO_ROOT,
     Table,
@@ -283,47 +285,84 @@ claims.add(
 # structural Hamming distance (SHD: additions + deletions + reversals), the
 # precision, recall and F1 of directed edges, and the fraction of true edges
 # whose cause precedes its effect in the estimated order.
+#
+# Each pair ($d$, seed) has **one** graph for every $n$, and the data for a
+# smaller $n$ are the first $n$ rows of one sample of the largest $n$, so the
+# trend in $n$ is not mixed with how hard the graphs happen to be. Means are
+# over `acc_seeds` graphs, with their standard errors (SE). The rule, fixed
+# before the run: the graph counts as recovered at the largest $n$ when, for
+# every $d$, the mean F1 minus 2 SE is at least 0.95; NO when for some $d$
+# the mean F1 plus 2 SE is below 0.95; otherwise inconclusive.
 
 # %%
 acc = ex.accuracy(cfg, seed, device)
-acc_mean = (
-    acc.groupby(["d", "n"])[
-        ["edges", "shd", "precision", "recall", "f1", "order_consistency"]
-    ]
-    .mean()
-    .reset_index()
-)
-display(Table(acc_mean, floatfmt="{:.3f}"))
+cols = ["edges", "shd", "precision", "recall", "f1", "order_consistency"]
+grouped = acc.groupby(["d", "n"])
+acc_mean = grouped[cols].mean().reset_index()
+acc_se = grouped[cols].sem().reset_index()
+acc_shown = acc_mean.copy()
+for c in ("shd", "f1"):
+    acc_shown[c] = [f"{m:.3f} ± {e:.3f}" for m, e in zip(acc_mean[c], acc_se[c])]
+acc_shown = acc_shown.rename(columns={"shd": "shd ± se", "f1": "f1 ± se"})
+display(Table(acc_shown, floatfmt="{:.3f}"))
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
 for d, grp in acc_mean.groupby("d"):
-    axes[0].plot(grp.n, grp.f1, marker="o", label=f"d = {d}")
-    axes[1].plot(grp.n, grp.shd, marker="o", label=f"d = {d}")
+    err = acc_se.loc[grp.index]
+    axes[0].errorbar(grp.n, grp.f1, err.f1, marker="o", capsize=3, label=f"d = {d}")
+    axes[1].errorbar(grp.n, grp.shd, err.shd, marker="o", capsize=3, label=f"d = {d}")
 ns = sorted(acc_mean.n.unique())
-for ax, label in zip(axes, ["edge F1", "SHD (mean over seeds)"]):
+for ax, label in zip(axes, ["edge F1", "SHD"]):
     ax.set_xscale("log")
     ax.set_xticks([], minor=True)  # label only the sample sizes run
     ax.set_xticks(ns, labels=[f"{n:g}" for n in ns])
-    ax.set_xlabel("samples n")
-    ax.set_ylabel(label)
+    ax.set_xlabel("samples n (same graphs at every n)")
+    ax.set_ylabel(f"{label} (mean ± SE over {cfg.acc_seeds} graphs)")
 axes[0].set_ylim(0, 1.02)
 axes[0].legend(title="variables", loc="lower right")
 fig.suptitle(f"Structure recovery on random LiNGAMs ({cfg.acc_noise} noise)")
 plt.show()
 
-largest_n = acc_mean[acc_mean.n == acc_mean.n.max()]
-worst_f1 = largest_n.f1.min()
+n_max, n_min = max(cfg.acc_ns), min(cfg.acc_ns)
+per_d = []
+for d, grp in acc[acc.n == n_max].groupby("d"):
+    mean, se, ok = paired_verdict(grp.f1 - 0.95, 0.0, z=2)
+    per_d.append((d, mean + 0.95, se, ok))
+lows = [(m - 2 * e, d) for d, m, e, _ in per_d]
+oks = [ok for *_, ok in per_d]
+recovered = (
+    True if all(ok is True for ok in oks)
+    else False if any(ok is False for ok in oks)
+    else INCONCLUSIVE
+)
+paired = acc.pivot_table(index=["d", "seed"], columns="n", values="f1")
+gain = paired[n_max] - paired[n_min]
+print(
+    f"at n = {n_max}: mean F1 from {min(m for _, m, _, _ in per_d):.3f} to "
+    f"{max(m for _, m, _, _ in per_d):.3f} over d; lowest mean - 2 SE "
+    f"{min(lows)[0]:.3f} (d = {min(lows)[1]})"
+)
+print(
+    f"F1 gain from n = {n_min} to {n_max} on the same graphs: "
+    f"{gain.mean():.3f} ± {gain.sem():.3f} (mean ± SE over {len(gain)} graphs); "
+    f"up on {int((gain > 0).sum())}, unchanged on {int((gain == 0).sum())}, "
+    f"down on {int((gain < 0).sum())}"
+)
 claims.add(
     "Recovers the graph given enough samples",
     "DirectLiNGAM is consistent (Shimizu et al. 2011)",
-    f"F1 >= {worst_f1:.3f} for every d <= {acc_mean.d.max()} at n = {acc_mean.n.max()}",
-    worst_f1 >= 0.95,
+    f"mean F1 >= {min(m for _, m, _, _ in per_d):.3f} for every d <= "
+    f"{max(cfg.acc_dims)} at n = {n_max}; lowest mean - 2 SE {min(lows)[0]:.3f}",
+    recovered,
+    note=f"rule: mean F1 - 2 SE >= 0.95 for every d ({cfg.acc_seeds} graphs each)",
 )
 
 # %% [markdown]
-# Errors concentrate where they should: few samples and many variables. At
-# the largest $n$ the order is consistent with nearly every true edge, and
-# what remains are mostly spurious weak edges that the adaptive lasso keeps
+# Errors concentrate where they should: few samples and many variables. On
+# the same graphs, F1 rises with $n$ on most of them (the counts printed
+# above); the others were at about 0.95 or above already at the smallest $n$.
+# At the largest $n$ the order is consistent with nearly every true edge; what
+# remains are mostly spurious weak edges that the adaptive lasso keeps
 # (precision below recall).
 #
 # ## Experiment 3: speed
@@ -581,7 +620,10 @@ claims.add(
 # $x_t = \sum_{\tau \ge 1} M_\tau x_{t-\tau} + n_t$ (statsmodels, no intercept,
 # lag order by BIC), runs DirectLiNGAM on the residuals $n_t$ to get the
 # instantaneous effects $B_0$, and sets $B_\tau = (I - B_0) M_\tau$, pruned by
-# the same adaptive lasso.
+# the same adaptive lasso. The heatmaps show our $B_0, \dots, B_{\text{lags}}$
+# (row = effect, column = cause; the colour scale is symmetric-logarithmic,
+# so that one large coefficient does not wash out the rest, and every
+# non-zero entry is printed).
 
 # %%
 names, var_ours, var_peer = ex.var_on_macrodata(cfg.var_max_lags, device)
@@ -599,18 +641,8 @@ var_gap = float(
     np.abs(var_ours.adjacency_matrices_ - var_peer.adjacency_matrices_).max()
 )
 print(f"max |B_ours - B_lingam| over B_0..B_{lags}: {var_gap:.1e}")
-for tau in range(lags + 1):
-    print(f"B_{tau} (row = effect, column = cause):")
-    display(
-        Table(
-            pd.DataFrame(var_ours.adjacency_matrices_[tau], columns=names)
-            .round(3)
-            .assign(effect=names)
-            .set_index("effect")
-            .reset_index(),
-            floatfmt="{:.3f}",
-        )
-    )
+fig = ex.plot_var_heatmaps(names, var_ours.adjacency_matrices_)
+plt.show()
 claims.add(
     "VarLiNGAM matches lingam.VARLiNGAM on real data",
     "VarLiNGAM on U.S. stock data (not offline; macrodata instead)",
@@ -630,57 +662,221 @@ plt.show()
 # reproduces the package exactly on real data; the economics would need more
 # than this model.
 #
-# ## Experiment 5: predicting knockouts from observational data
+# ## Experiment 5: predicting knockouts, against NOTEARS
 #
 # The paper's gene-expression study (Perturb-seq with genetic interventions)
-# is not available offline, so we simulate its structure: a sparse network of
-# `genes` genes with skewed (exponential) noise, observational samples to
-# learn from, and a knock-down of each gene $k$ to $\mu_k - c\,\sigma_k$. In a
-# linear SEM the mean shift of gene $j$ is the total effect times the shift,
-# $\Delta_{jk} = [(I-B)^{-1}]_{jk}\,(c_k - \mu_k)$. We predict it with the
-# LiNGAM estimate of $B$, and compare with two baselines: the regression of
-# $x_j$ on $x_k$ (what a correlation graph predicts: it moves ancestors as
-# well as descendants) and "no change". Truth is both the exact $\Delta$ and
-# the empirical mean shift of simulated interventional samples.
+# is not available offline, so we simulate its structure: sparse networks of
+# `genes` genes, observational samples to learn from, and a knock-down of
+# each gene $k$ to $\mu_k - c\,\sigma_k$ ($c$ = `knockdown_sd`). In a linear
+# SEM the mean shift of gene $j$ is the total effect times the shift,
+#
+# $$ \Delta_{jk} = [(I-B)^{-1}]_{jk}\,(c_k - \mu_k), $$
+#
+# computed exactly from the true SEM; a method predicts it with its estimate
+# of $B$. We score each method by the RMSE of its predicted shifts over all
+# ordered pairs $j \neq k$, against the exact $\Delta$ (the primary metric) and,
+# as a check, against the mean shifts of simulated interventional samples
+# (200 cells per knockdown, so that column carries sampling noise of its own).
+#
+# **The competitor.** The paper reports DirectLiNGAM *competitive* with
+# specialised continuous-optimisation methods. The best known is NOTEARS
+# {cite:p}`zheng2018notears`: least squares with an $\ell_1$ penalty,
+# subject to the smooth acyclicity constraint
+# $h(W) = \operatorname{tr}\, e^{W \circ W} - d = 0$ (zero exactly when $W$ has no
+# directed cycle, because $\operatorname{tr}(W\circ W)^k$ sums the weights of
+# closed walks of length $k$), solved by an augmented Lagrangian with L-BFGS-B
+# inside. We wrote it (`reprobook.lingam.notears`, a hundred lines; the
+# `gcastle` package's version swaps the exponential for a polynomial
+# constraint) after the authors' reference code, with their $\lambda_1 = 0.1$
+# (`notears_lambda`) and final threshold 0.3 on $|W|$ (`notears_threshold`).
+# It differs from that code only in evaluating the loss through the Gram
+# matrix $X^\top X / n$ (the tests check the two forms agree, and the
+# gradients against finite differences), and it runs in about a second at
+# $d = 30$. Like LiNGAM's adjacency step, we refit the kept edges by least
+# squares, so neither method's effects are shrunk by its penalty.
+#
+# ```{literalinclude} ../../src/reprobook/lingam/notears.py
+# :pyobject: notears_linear
+# ```
+#
+# NOTEARS is not scale-invariant: on raw simulated data it can read the
+# causal order off variances that grow along it {cite:p}`reisach2021beware`,
+# which real units do not promise. We run it both ways, on the data as given
+# ("NOTEARS") and on z-scored data with the weights mapped back to the data's
+# units ("NOTEARS (standardized)"); predictions are always in the data's
+# units. The claim compares LiNGAM with the raw-scale NOTEARS, the stronger
+# of the two here. Two direction-blind baselines stay as context: the
+# regression of $x_j$ on $x_k$ (what a correlation graph predicts: it moves
+# ancestors as well as descendants) and "no change".
+#
+# **Three settings**, on the same `gene_seeds` networks (the same genes and
+# edges in each setting, $d$ = `genes`, `gene_samples` cells):
+#
+# * `lingam`: skewed (exponential) noise, exactly a LiNGAM;
+# * `gaussian`: a random half of the genes (`gene_gaussian_fraction`) have
+#   Gaussian noise: an edge between two of them has no direction in the data;
+# * `confounded`: `gene_latents` hidden variables each drive
+#   `gene_latent_children` genes and are left out of the data, so the
+#   observed noise terms are no longer independent. The exact effects still
+#   come from the full SEM.
+#
+# **The rule**, fixed before the run. Per network, the log ratio
+# $\log(\text{RMSE}_\text{LiNGAM} / \text{RMSE}_\text{NOTEARS})$; over networks,
+# its mean and standard error. LiNGAM is *competitive* when its RMSE is at
+# most $1 + m$ times NOTEARS's ($m$ = `competitive_margin`): **yes** when the
+# upper end of the 2-SE interval of the geometric-mean ratio is below
+# $1 + m$, **NO** when its lower end is above $1 + m$, **inconclusive**
+# otherwise. One claim per setting.
 
 # %%
 ko = ex.knockout_study(cfg, seed, device)
-ko_mean = ko.groupby("method")[
-    ["rmse_vs_true", "rmse_vs_interventional", "sign_accuracy", "false_effects"]
-].mean()
-ko_mean = ko_mean.loc[["LiNGAM", "regression", "zero"]].reset_index()
-display(Table(ko_mean, floatfmt="{:.3f}"))
-fig, ax = plt.subplots(layout="constrained")
-ko.boxplot(column="rmse_vs_interventional", by="method", ax=ax)
-ax.set_yscale("log")
-ax.yaxis.set_minor_locator(mticker.LogLocator(subs=(2, 3, 5)))
-ax.yaxis.set_major_formatter("{x:g}")  # 0.1, 0.2, ... instead of 2 x 10^-1
-ax.yaxis.set_minor_formatter("{x:g}")
-ax.set_xlabel("predictor of the knockdown effect")
-ax.set_ylabel("RMSE vs interventional means")
+methods = list(ex.KNOCKOUT_METHODS)
+settings = list(cfg.gene_settings)
+label = {
+    "lingam": "exactly LiNGAM",
+    "gaussian": f"{cfg.gene_gaussian_fraction:.0%} Gaussian noise",
+    "confounded": "hidden confounders",
+}
+stats = ko.groupby(["setting", "method"])[["rmse_exact", "rmse_sampled", "edge_f1"]]
+mean, se = stats.mean(), stats.sem()
+
+
+def cell(col, setting, method, fmt="{:.3f}"):
+    m, e = mean.loc[(setting, method), col], se.loc[(setting, method), col]
+    return "–" if np.isnan(m) else f"{fmt.format(m)} ± {fmt.format(e)}"
+
+
+rmse_table = pd.DataFrame(
+    {"method": methods}
+    | {label[s]: [cell("rmse_exact", s, m) for m in methods] for s in settings}
+)
+print(
+    f"RMSE of predicted knockdown shifts vs the exact shifts, "
+    f"mean ± SE over {cfg.gene_seeds} networks:"
+)
+display(Table(rmse_table))
+n_int = max(200, cfg.gene_samples // 10)
+print(f"RMSE against sampled interventional means ({n_int} cells per knockdown):")
+display(
+    Table(
+        pd.DataFrame(
+            {"method": methods}
+            | {
+                label[s]: [cell("rmse_sampled", s, m) for m in methods]
+                for s in settings
+            }
+        )
+    )
+)
+print("edge F1 of the estimated graphs:")
+graph_methods = methods[:3]
+display(
+    Table(
+        pd.DataFrame(
+            {"method": graph_methods}
+            | {
+                label[s]: [cell("edge_f1", s, m, "{:.2f}") for m in graph_methods]
+                for s in settings
+            }
+        )
+    )
+)
+
+fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+width = 0.8 / len(methods)
+for i, m in enumerate(methods):
+    x = np.arange(len(settings)) + (i - (len(methods) - 1) / 2) * width
+    ys = [mean.loc[(s, m), "rmse_exact"] for s in settings]
+    es = [se.loc[(s, m), "rmse_exact"] for s in settings]
+    ax.bar(x, ys, width, yerr=es, capsize=3, label=m)
+ax.set_xticks(range(len(settings)), labels=[label[s] for s in settings])
+ax.set_xlabel("setting (same networks)")
+ax.set_ylabel("RMSE vs exact shifts (mean ± SE)")
 ax.set_title(
-    f"{cfg.genes} genes, {cfg.gene_samples} observational cells, "
+    f"Knockdown effects: {cfg.genes} genes, {cfg.gene_samples} observational cells, "
     f"{cfg.gene_seeds} networks"
 )
-fig.suptitle("")
+ax.legend(ncols=3, fontsize=9, loc="upper left")
+ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
 plt.show()
-rm = ko_mean.set_index("method").rmse_vs_interventional
+
+ver = ex.knockout_verdicts(ko, cfg.competitive_margin)
+display(
+    Table(
+        ver.assign(setting=ver.setting.map(label), verdict=ver.holds.map(verdict))
+        .drop(columns=["holds", "log_ratio", "se"])
+        .rename(
+            columns={
+                "ratio": "RMSE ratio LiNGAM / NOTEARS",
+                "lo": "- 2 SE",
+                "hi": "+ 2 SE",
+            }
+        ),
+        floatfmt="{:.3f}",
+    )
+)
+limit = 1 + cfg.competitive_margin
+for _, row in ver.iterrows():
+    claims.add(
+        f"DirectLiNGAM competitive with NOTEARS on knockouts ({label[row.setting]})",
+        "competitive with continuous-optimisation methods (gene expression)",
+        f"RMSE ratio LiNGAM / NOTEARS {row.ratio:.2f} "
+        f"[{row.lo:.2f}, {row.hi:.2f}] over {row.networks} networks",
+        row.holds,
+        note=f"rule: yes if the 2-SE upper end < {limit:.2f}, NO if the lower end > "
+        f"{limit:.2f}; geometric mean of per-network ratios, exact effects",
+    )
+
+well = ko[ko.setting == settings[0]].pivot(
+    index="seed", columns="method", values="rmse_exact"
+)
+oks = [
+    paired_verdict(well[b] - well["LiNGAM"], 0.0, z=2)[2]
+    for b in ("regression", "no change")
+]
+beats = (
+    True if all(ok is True for ok in oks)
+    else False if any(ok is False for ok in oks)
+    else INCONCLUSIVE
+)
 claims.add(
-    "Causal graph predicts intervention effects better than correlation",
+    f"LiNGAM predicts knockouts better than correlation ({label[settings[0]]})",
     "LiNGAM on gene expression with genetic interventions",
-    f"RMSE {rm['LiNGAM']:.3f} (LiNGAM) vs {rm['regression']:.3f} (regression), "
-    f"{rm['zero']:.3f} (no change)",
-    bool(rm["LiNGAM"] < rm["regression"] and rm["LiNGAM"] < rm["zero"]),
-    note="simulated network; the paper's Perturb-seq data is not offline",
+    f"RMSE {mean.loc[(settings[0], 'LiNGAM'), 'rmse_exact']:.3f} (LiNGAM) vs "
+    f"{mean.loc[(settings[0], 'regression'), 'rmse_exact']:.3f} (regression), "
+    f"{mean.loc[(settings[0], 'no change'), 'rmse_exact']:.3f} (no change)",
+    beats,
+    note="context, a weak baseline: direction-blind predictors; rule: both paired "
+    "differences > 0 by 2 SE; simulated network, not Perturb-seq",
 )
 
 # %% [markdown]
-# The regression baseline is *worse than predicting nothing*: it attributes to
-# every correlated gene a change, including the knocked-down gene's causes,
-# which an intervention does not move. The LiNGAM graph gets the direction
-# right, which is the whole point of causal discovery for interventions. This
-# simulation is kinder than real data (the model is exactly linear and
-# acyclic); it shows the mechanism, not the size of the gain on Perturb-seq.
+# **Well specified, LiNGAM wins by far.** On data that are exactly LiNGAM,
+# its error is more than ten times below NOTEARS's: least squares scores an
+# edge and its reversal almost alike, and NOTEARS orients edges only through
+# the variances, while LiNGAM reads the direction off the skewed noise. But
+# this is the setting LiNGAM is built for, so on its own it shows little.
+#
+# **Half the noise Gaussian: no advantage left, and no decision.** LiNGAM's
+# RMSE grows more than tenfold, to NOTEARS's level; the geometric-mean ratio
+# is close to 1, but its 2-SE interval (about 0.6 to 1.7 over ten networks)
+# straddles the 1.1 limit, so the claim is *inconclusive*: the per-network
+# ratios scatter widely (on some networks NOTEARS is far better, on others
+# LiNGAM). **Hidden confounders** hurt every method; LiNGAM
+# stays ahead (ratio about 0.74, the whole interval below 1), so the claim
+# holds there. Edge F1 and effect error need not agree: with confounders
+# NOTEARS finds slightly more of the true edges, yet its effects are worse.
+#
+# Two more things the tables show. NOTEARS on z-scored data is far worse
+# than on raw data in every setting, not much better than "no change": its
+# raw-scale results lean on the variances growing along the causal order in
+# this simulation {cite:p}`reisach2021beware`, which LiNGAM does not need. And
+# regression does no better than "no change" anywhere, which is why beating
+# those two is no evidence for LiNGAM. The sampled column ranks the methods
+# the same way but sits on a floor of about 0.1 (the noise of 200-cell
+# means), which is why the exact effects are the primary metric. All of this
+# is one simulation, kinder than real data in being linear and acyclic; it
+# shows the mechanism, not the size of the gain on Perturb-seq.
 #
 # ## On a GPU
 #
@@ -739,8 +935,9 @@ claims.report()
 #   order in every case tested (72/72), with scores within $4\times10^{-15}$ of
 #   the package's and identical adjacency matrices; the bootstrap, VarLiNGAM on
 #   the macro-economic series and the rest of the package's interface agree as
-#   well. It recovers random graphs (F1 of at least 0.988 at $n = 4000$ for
-#   every $d \le 80$).
+#   well. It recovers random graphs: at $n = 4000$ the mean F1 over five graphs
+#   is at least 0.986 for every $d \le 80$, and on the same graphs F1 rises by
+#   0.14 on average from $n = 250$.
 # - **Faster than the paper's figure, on a CPU.** At $d = 100$ the ordering
 #   is 146x the package on two cores and 84x on one thread, past the paper's
 #   32x, but the block kernel it replaced clears that bar too (38x), so the
@@ -750,17 +947,23 @@ claims.report()
 #   thread, 150x on two cores). Its inner loop is close to what a core
 #   retires for two exponentials and a log1p per sample-pair, and the NumPy
 #   work between kernel calls stays on one core.
+# - **Against NOTEARS, on simulated knockouts.** Where the data are exactly
+#   LiNGAM, its effect RMSE is less than a tenth of NOTEARS's; with hidden
+#   confounders it is still lower (ratio 0.74, interval 0.61 to 0.89). With
+#   half the noise Gaussian its advantage is gone and ten networks cannot
+#   decide whether it stays within 10% of NOTEARS (ratio 1.01, interval 0.61
+#   to 1.66): *inconclusive*. The paper's "competitive" holds in two of our
+#   three settings and is undecided in the third.
 # - **Stand-ins.** The paper's applications used stock prices and
-#   Perturb-seq data, which are not available offline; on macro-economic
-#   series VarLiNGAM reproduces the package exactly, and on simulated
-#   knockouts the LiNGAM graph predicts the effects far better (RMSE 0.103)
-#   than regression (0.423) or no change (0.403). The GPU path has not run
-#   on a GPU for this book.
+#   Perturb-seq data, which are not available offline: macro-economic series
+#   (where VarLiNGAM reproduces the package exactly) and simulated gene
+#   networks take their place. The GPU path has not run on a GPU for this
+#   book.
 #
 # ## Exercises
 #
 # Each run writes its notebook and `claims.json` under `--output` and takes
-# about a minute on two cores (the chapter itself runs in well under one).
+# a few minutes on two cores, like the chapter.
 #
 # 1. **Sub-Gaussian noise and few samples.** Rerun the structure recovery with
 #    uniform noise and smaller samples:
@@ -773,7 +976,10 @@ claims.report()
 #    `.venv/bin/reprobook run lingam -p boot_samples 1000 --output runs/lingam-ex2`,
 #    and look at the printed range of the absent edges' probabilities and at
 #    the right heatmap: do the spurious edges fade?
-# 3. **Fewer observational cells.** Make the knockout study harder,
-#    `.venv/bin/reprobook run lingam -p gene_samples 200 -p gene_seeds 10 --output runs/lingam-ex3`,
-#    and check the last claim: does the LiNGAM graph still beat regression
-#    and "no change" with ten times less data, and by how much?
+# 3. **Decide the inconclusive claim.** With half the noise Gaussian, ten
+#    networks could not decide. Run thirty, in that setting alone,
+#    `.venv/bin/reprobook run lingam -p gene_settings '["gaussian"]' -p gene_seeds 30 --output runs/lingam-ex3`:
+#    does the interval of the RMSE ratio move below or above 1.1? Then make
+#    the noise Gaussian for 90% of the genes (`-p gene_gaussian_fraction 0.9`):
+#    where does LiNGAM stand against NOTEARS when almost nothing is
+#    non-Gaussian?

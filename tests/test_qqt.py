@@ -179,3 +179,104 @@ def test_pool_size_per_pool_when_equal():
     one = predicted_error(5e6, 0.02, [-0.1, -0.2], [3.0, 4.0], 0.1, 1e6)
     per_pool = predicted_error(5e6, 0.02, [-0.1, -0.2], [3.0, 4.0], 0.1, [1e6, 1e6])
     assert one == per_pool
+
+
+def test_effective_data_fit_recovers_known_parameters_and_predict_grid_matches_the_law():
+    from reprobook.qqt.fit import predict_grid
+
+    N = 2000
+    true = PoolLaw(500.0, 0.08, (-0.35, -0.2), (2.0, 6.0))
+    ns = np.array([1000, 2000, 4000, 8000, 16000, 32000, 64000.0])
+    pools = [FitPoints(f"p{i}", ns, np.array([true.error(n, [i], N, "effective_data") for n in ns]))
+             for i in range(2)]
+    # the grid predictions are the law's, point by point, for either form
+    for form in ("utility", "effective_data"):
+        grid = predict_grid(pools[0], N, 500.0, 0.08, np.array([-0.35, -0.1]), np.array([2.0, 4.0]), form)
+        direct = [[predicted_error(n, 500.0, [b], [t], 0.08, N, form) for n in ns] for b, t in [(-0.35, 2.0), (-0.1, 4.0)]]
+        np.testing.assert_allclose(grid, direct, rtol=1e-10)
+    res = fit_pools(pools, N, form="effective_data")
+    assert res.form == "effective_data" and res.rmse < 1e-5
+    np.testing.assert_allclose(res.law.b, true.b, rtol=1e-2)
+    np.testing.assert_allclose(res.law.tau, true.tau, rtol=2e-2)
+    assert res.law.d == pytest.approx(0.08, abs=2e-3)
+
+
+def test_fit_with_a_and_d_held_fixed():
+    N = 2000
+    true = PoolLaw(3000.0, 0.05, (-0.25,), (4.0,))
+    ns = np.array([500, 1000, 2000, 4000, 8000, 16000.0])
+    pool = FitPoints("p", ns, np.array([true.error(n, [0], N) for n in ns]))
+    res = fit_pools([pool], N, fixed_a=3000.0, fixed_d=0.05)
+    assert (res.law.a, res.law.d) == (3000.0, 0.05)
+    assert res.law.b[0] == pytest.approx(-0.25, rel=1e-3) and res.law.tau[0] == pytest.approx(4.0, rel=1e-2)
+    # held at a wrong d, the same points give a different utility: a and d really are held
+    assert fit_pools([pool], N, fixed_a=3000.0, fixed_d=0.0).law.b[0] != pytest.approx(-0.25, rel=1e-2)
+    with pytest.raises(ValueError, match="fixed_a must be positive"):
+        fit_pools([pool], N, fixed_a=-1.0)
+    with pytest.raises(ValueError, match="fixed_d must lie in"):
+        fit_pools([pool], N, fixed_d=1.5)
+    with pytest.raises(ValueError, match="form must be one of"):
+        fit_pools([pool], N, form="other")
+
+
+def test_fresh_samples_have_the_buckets_quality_and_are_new():
+    from reprobook.qqt.study import make_web_pool
+
+    rng = np.random.default_rng(3)
+    web = make_web_pool(20000, 4, rng)
+    top = web.buckets[0]
+    ext, idx = web.with_fresh_like(top, 30000, rng)
+    assert len(ext.y) == len(web.y) + 30000 and np.array_equal(idx, np.arange(len(web.y), len(ext.y)))
+    np.testing.assert_array_equal(ext.X[: len(web.y)], web.X)  # the pool itself is unchanged
+    # same corruption rate as the bucket (binomial se ~ 0.007 for the bucket of 2000), worse buckets differ
+    assert abs(ext.corruption_rate(idx) - web.corruption_rate(top)) < 0.03
+    assert ext.corruption_rate(idx) < web.corruption_rate(web.buckets[3]) - 0.1
+    # clean labels are the teacher's on new inputs
+    assert ext.corruption_rate(idx) == pytest.approx(np.mean(1 - ext.quality[idx]) * 0.9, abs=0.02)
+    with pytest.raises(ValueError, match="m >= 1"):
+        web.with_fresh_like(top, 0, rng)
+
+
+def test_init_seed_starts_every_pool_from_the_same_weights():
+    from reprobook.qqt.study import make_web_pool, train_students
+
+    web = make_web_pool(3000, 3, np.random.default_rng(1))
+    ck = np.array([32])
+    # lr = 0: the error at the checkpoint is the initial network's
+    shared = train_students(web, web.buckets, ck, 3, np.random.default_rng(2), lr=0.0, init_seed=11)
+    assert np.all(shared[0] == shared[1]) and np.all(shared[0] == shared[2])
+    assert len(set(shared[0, :, 0])) > 1  # seeds differ
+    again = train_students(web, web.buckets[:1], ck, 3, np.random.default_rng(9), lr=0.0, init_seed=11)
+    np.testing.assert_array_equal(again[0], shared[0])  # and the same in another call
+    independent = train_students(web, web.buckets, ck, 3, np.random.default_rng(2), lr=0.0)
+    assert not np.all(independent[0] == independent[1])
+
+
+def test_half_life_against_fresh_data_recovers_a_known_decay():
+    from reprobook.qqt.experiments import _half_life
+
+    N = 1000
+    ck = np.geomspace(300, 40000, 25)
+    mask = ck >= 600
+    fresh = 0.15 + 0.8 * (ck / 300) ** -0.5  # a curve with a floor: the student's limit
+
+    def discounted(n, tau):
+        return np.sum(epoch_samples(n, N) * 0.5 ** (np.arange(int(n // N) + 1) / tau))
+
+    repeated = np.interp(np.log([discounted(n, 3.0) for n in ck]), np.log(ck), fresh)
+    grid = np.geomspace(0.5, 200, 400)
+    assert _half_life(ck, N, repeated, fresh, mask, grid) == pytest.approx(3.0, rel=0.03)
+    # no repetition cost: the repeated curve is the fresh one, no finite half-life fits better
+    assert _half_life(ck, N, fresh, fresh, mask, grid) == np.inf
+
+
+def test_measured_crossover_brackets_the_sign_change():
+    import pandas as pd
+
+    from reprobook.qqt.experiments import measured_crossover
+
+    signs = ["top better", "top better", "within noise", "mixture better", "within noise", "mixture better"]
+    table = pd.DataFrame({"k": 2, "passes": [0.25, 1, 2, 4, 8, 16], "sign": signs})
+    assert measured_crossover(table, 2) == (1.0, 4.0)
+    assert measured_crossover(table.assign(sign="within noise"), 2) == (None, None)
+    assert measured_crossover(table.assign(sign="top better"), 2) == (16.0, None)

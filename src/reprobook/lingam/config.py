@@ -21,7 +21,7 @@ class Config:
     # Experiment 2: accuracy on random graphs with known B.
     acc_dims: tuple[int, ...] = (5, 10, 20, 40, 80)
     acc_ns: tuple[int, ...] = (250, 1000, 4000)
-    acc_seeds: int = 3
+    acc_seeds: int = 5
     acc_noise: str = "laplace"
     expected_degree: float = 2.0
     # Experiment 3b: bootstrap edge probabilities, ours and the package's on the same resamples.
@@ -34,8 +34,19 @@ class Config:
     genes: int = 30
     gene_degree: float = 1.5
     gene_samples: int = 2000
-    gene_seeds: int = 5
+    gene_seeds: int = 10
     knockdown_sd: float = 2.0
+    # settings: "lingam" (exactly LiNGAM), "gaussian" (part of the noise Gaussian),
+    # "confounded" (hidden variables drive several genes)
+    gene_settings: tuple[str, ...] = ("lingam", "gaussian", "confounded")
+    gene_gaussian_fraction: float = 0.5
+    gene_latents: int = 3
+    gene_latent_children: int = 4
+    # the NOTEARS baseline (Zheng et al. 2018): l1 weight and final threshold on |W|
+    notears_lambda: float = 0.1
+    notears_threshold: float = 0.3
+    # "competitive": LiNGAM's knockout RMSE at most (1 + margin) x NOTEARS's
+    competitive_margin: float = 0.1
     # Worker processes for the CPU path (None: all cores).
     n_jobs: int | None = None
 
@@ -64,6 +75,31 @@ class Config:
             raise ConfigError("genes must be >= 3 and gene_samples >= 10")
         if self.expected_degree <= 0 or self.gene_degree <= 0:
             raise ConfigError("expected_degree and gene_degree must be positive")
+        from .simulate import KNOCKOUT_SETTINGS
+
+        if not self.gene_settings or any(g not in KNOCKOUT_SETTINGS for g in self.gene_settings):
+            raise ConfigError(
+                f"gene_settings must be a non-empty tuple of {', '.join(KNOCKOUT_SETTINGS)}; "
+                f"got {self.gene_settings!r}"
+            )
+        if len(set(self.gene_settings)) != len(self.gene_settings):
+            raise ConfigError(f"gene_settings has repeats: {self.gene_settings!r}")
+        if not 0 < self.gene_gaussian_fraction <= 1:
+            raise ConfigError(f"gene_gaussian_fraction must be in (0, 1], got {self.gene_gaussian_fraction}")
+        if self.gene_latents < 1 or not 1 <= self.gene_latent_children <= self.genes:
+            raise ConfigError(
+                f"gene_latents must be >= 1 and gene_latent_children in [1, genes = {self.genes}]; "
+                f"got {self.gene_latents}, {self.gene_latent_children}"
+            )
+        if self.notears_lambda < 0 or self.notears_threshold < 0:
+            raise ConfigError(
+                f"notears_lambda and notears_threshold must be >= 0; "
+                f"got {self.notears_lambda}, {self.notears_threshold}"
+            )
+        if self.competitive_margin < 0:
+            raise ConfigError(f"competitive_margin must be >= 0, got {self.competitive_margin}")
+        if self.gene_seeds < 2:
+            raise ConfigError(f"gene_seeds must be >= 2 (the verdicts need a standard error), got {self.gene_seeds}")
         if self.n_jobs is not None and self.n_jobs < 1:
             raise ConfigError(f"n_jobs must be None or >= 1, got {self.n_jobs}")
 
@@ -76,9 +112,10 @@ PRESETS: dict[str, dict] = {
         "agree_seeds": 5,
         "acc_dims": (10, 50, 100, 250, 500),
         "acc_ns": (1000, 10000),
-        "acc_seeds": 5,
-        "genes": 500,
+        "acc_seeds": 10,
+        # NOTEARS (CPU, L-BFGS over 2 d^2 weights) limits the knockout study's size
+        "genes": 100,
         "gene_samples": 20000,
-        "gene_seeds": 5,
+        "gene_seeds": 20,
     },
 }

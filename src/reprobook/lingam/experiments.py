@@ -10,7 +10,7 @@ import pandas as pd
 from ..common import progress
 from .direct import DirectLiNGAM, VARLiNGAM
 from .metrics import edge_scores, order_consistency, shd
-from .simulate import random_sem
+from .simulate import KNOCKOUT_SETTINGS, random_sem
 
 
 def _peer():
@@ -78,27 +78,33 @@ def agreement(cfg, seed: int, device: str) -> pd.DataFrame:
 
 
 def accuracy(cfg, seed: int, device: str) -> pd.DataFrame:
-    """Experiment 2: structure recovery on random graphs with known B, as d and n grow."""
+    """Experiment 2: structure recovery on random graphs with known B, as d and n grow.
+
+    The graph of each (d, seed) is the same for every n (its random stream does
+    not depend on n), and the data for a smaller n are the first n rows of one
+    sample of the largest n, so the trend in n compares like with like.
+    """
     rows = []
-    cases = list(itertools.product(cfg.acc_dims, cfg.acc_ns, range(cfg.acc_seeds)))
-    for d, n, s in progress(cases, desc="accuracy"):
-        rng = np.random.default_rng([seed, 1000 + d, n, s])
+    n_max = max(cfg.acc_ns)
+    for d, s in progress(list(itertools.product(cfg.acc_dims, range(cfg.acc_seeds))), desc="accuracy"):
+        rng = np.random.default_rng([seed, 1000 + d, s])
         sem = random_sem(d, rng, noise=cfg.acc_noise, expected_degree=cfg.expected_degree, max_parent_weight=2.0)
-        X = sem.sample(n, rng)
-        model = DirectLiNGAM(device=device, n_jobs=cfg.n_jobs).fit(X)
-        scores = edge_scores(sem.B, model.adjacency_matrix_)
-        rows.append(
-            {
-                "d": d,
-                "n": n,
-                "seed": s,
-                "edges": int((sem.B != 0).sum()),
-                "shd": shd(sem.B, model.adjacency_matrix_),
-                **scores,
-                "order_consistency": order_consistency(sem.B, model.causal_order_),
-            }
-        )
-    return pd.DataFrame(rows)
+        X_all = sem.sample(n_max, rng)
+        for n in sorted(cfg.acc_ns):
+            model = DirectLiNGAM(device=device, n_jobs=cfg.n_jobs).fit(X_all[:n])
+            scores = edge_scores(sem.B, model.adjacency_matrix_)
+            rows.append(
+                {
+                    "d": d,
+                    "n": n,
+                    "seed": s,
+                    "edges": int((sem.B != 0).sum()),
+                    "shd": shd(sem.B, model.adjacency_matrix_),
+                    **scores,
+                    "order_consistency": order_consistency(sem.B, model.causal_order_),
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["d", "n", "seed"], ignore_index=True)
 
 
 MACRO_LOG_DIFF = ("realgdp", "realcons", "realinv", "realgovt", "realdpi")
@@ -125,69 +131,125 @@ def var_on_macrodata(max_lags: int, device: str):
     return data.columns.tolist(), ours, peer
 
 
+KNOCKOUT_METHODS = ("LiNGAM", "NOTEARS", "NOTEARS (standardized)", "regression", "no change")
+
+
 def knockout_study(cfg, seed: int, device: str) -> pd.DataFrame:
     """Experiment 5: predict the mean shift of every gene under each single-gene knockdown.
 
-    A sparse linear network with skewed (exponential) noise stands in for the
-    paper's Perturb-seq data. Each gene k is knocked down to ``mean - c sd``
-    (``c = knockdown_sd``); the true mean shift of gene j is the total effect
-    ``T[j, k] (c_k - mu_k)``, ``T = (I - B)^-1``. We compare
+    Sparse linear gene networks (:func:`~reprobook.lingam.simulate.knockout_network`)
+    stand in for the paper's Perturb-seq data, in each of ``cfg.gene_settings``:
+    exactly LiNGAM (skewed noise), part of the noise Gaussian, or hidden
+    confounders. Network ``s`` has the same genes and edges in every setting.
+    Each gene k is knocked down to ``mean - c sd`` (``c = knockdown_sd``, mean and
+    sd observational); the exact mean shift of gene j is the total effect
+    ``T[j, k] (c_k - mu_k)`` with ``T = (I - B)^-1`` of the true SEM (latent
+    variables included). Predictors of the shift:
 
-    * LiNGAM: the same formula with ``B`` estimated from observational data;
+    * LiNGAM and NOTEARS: the same formula with their estimate of ``B``.
+      NOTEARS runs on the data as given ("NOTEARS") and on z-scored data with
+      its weights mapped back to the data's units ("NOTEARS (standardized)");
+      both refit the kept edges by least squares, as LiNGAM's adjacency step does;
     * regression: ``cov(x_j, x_k) / var(x_k) (c_k - mu_k)``, what the
       correlation graph predicts (it moves ancestors as well as descendants);
-    * zero: predict no change.
+    * no change: predict zero shifts.
 
-    Also checked against simulated interventional samples (do(x_k = c_k)).
+    Returns one row per (setting, network, method): the RMSE over all ordered
+    pairs j != k against the exact shifts (``rmse_exact``) and against the mean
+    shifts of simulated interventional samples (``rmse_sampled``), and the edge
+    F1 of the graph methods.
     """
+    from .notears import NOTEARS
+    from .simulate import knockout_network
+
+    d = cfg.genes
+    off = ~np.eye(d, dtype=bool)
     rows = []
-    for s in progress(range(cfg.gene_seeds), desc="knockouts"):
-        rng = np.random.default_rng([seed, 5000, s])
-        sem = random_sem(
-            cfg.genes, rng, noise="exponential", expected_degree=cfg.gene_degree, max_parent_weight=1.5
+    cases = list(itertools.product(cfg.gene_settings, range(cfg.gene_seeds)))
+    for setting, s in progress(cases, desc="knockouts"):
+        sem, obs = knockout_network(
+            d, np.random.default_rng([seed, 5001, s, KNOCKOUT_SETTINGS.index(setting)]), setting,
+            base_rng=np.random.default_rng([seed, 5000, s]),
+            expected_degree=cfg.gene_degree, max_parent_weight=1.5,
+            gaussian_fraction=cfg.gene_gaussian_fraction,
+            latents=cfg.gene_latents, latent_children=cfg.gene_latent_children,
         )
-        X = sem.sample(cfg.gene_samples, rng)
+        rng = np.random.default_rng([seed, 5002, s, KNOCKOUT_SETTINGS.index(setting)])
+        X = sem.sample(cfg.gene_samples, rng)[:, obs]
         mu, sd = X.mean(axis=0), X.std(axis=0)
         shift = -cfg.knockdown_sd * sd  # c_k - mu_k
-        T_true = sem.total_effects()
-        model = DirectLiNGAM(device=device, n_jobs=cfg.n_jobs).fit(X)
-        T_hat = np.linalg.inv(np.eye(cfg.genes) - model.adjacency_matrix_)
-        cov = np.cov(X, rowvar=False, bias=True)
-        reg = cov / np.diag(cov)[None, :]  # reg[j, k] = cov(j, k) / var(k)
-        off = ~np.eye(cfg.genes, dtype=bool)
-        truth = (T_true * shift[None, :])[off]
-        preds = {
-            "LiNGAM": (T_hat * shift[None, :])[off],
-            "regression": (reg * shift[None, :])[off],
-            "zero": np.zeros_like(truth),
+        truth = (sem.total_effects()[np.ix_(obs, obs)] * shift[None, :])[off]
+        B_true = sem.B[np.ix_(obs, obs)]
+        graphs = {
+            "LiNGAM": DirectLiNGAM(device=device, n_jobs=cfg.n_jobs).fit(X).adjacency_matrix_,
+            "NOTEARS": NOTEARS(cfg.notears_lambda, cfg.notears_threshold, standardize=False)
+            .fit(X).adjacency_matrix_,
+            "NOTEARS (standardized)": NOTEARS(cfg.notears_lambda, cfg.notears_threshold, standardize=True)
+            .fit(X).adjacency_matrix_,
         }
-        # Interventional samples: do(x_k = mu_k + shift_k), empirical mean shift.
+        preds = {m: (np.linalg.inv(np.eye(d) - B) * shift[None, :])[off] for m, B in graphs.items()}
+        cov = np.cov(X, rowvar=False, bias=True)
+        preds["regression"] = ((cov / np.diag(cov)[None, :]) * shift[None, :])[off]
+        preds["no change"] = np.zeros_like(truth)
+        # Interventional samples: do(x_k = mu_k + shift_k) in the full SEM, empirical mean shift.
         n_int = max(200, cfg.gene_samples // 10)
-        emp = np.zeros((cfg.genes, cfg.genes))
-        for k in range(cfg.genes):
+        D = sem.d
+        emp = np.zeros((d, d))
+        for k in range(d):
             B_do = sem.B.copy()
-            B_do[k] = 0.0
+            B_do[obs[k]] = 0.0
             E = sem.sample_noise(n_int, rng)
-            E[:, k] = mu[k] + shift[k]
-            emp[:, k] = np.linalg.solve(np.eye(cfg.genes) - B_do, E.T).T.mean(axis=0) - mu
-        emp_off = emp[off]
-        affected = np.abs(truth) > 1e-9
-        for method, pred in preds.items():
+            E[:, obs[k]] = mu[k] + shift[k]
+            emp[:, k] = np.linalg.solve(np.eye(D) - B_do, E.T).T[:, obs].mean(axis=0) - mu
+        emp = emp[off]
+        for method in KNOCKOUT_METHODS:
+            pred = preds[method]
             rows.append(
                 {
+                    "setting": setting,
                     "seed": s,
                     "method": method,
-                    "rmse_vs_true": float(np.sqrt(np.mean((pred - truth) ** 2))),
-                    "rmse_vs_interventional": float(np.sqrt(np.mean((pred - emp_off) ** 2))),
-                    "false_effects": float(np.mean(np.abs(pred[~affected]) > 0.1 * np.abs(shift).mean()))
-                    if (~affected).any()
-                    else 0.0,
-                    "sign_accuracy": float(np.mean(np.sign(pred[affected]) == np.sign(truth[affected])))
-                    if affected.any()
-                    else 1.0,
+                    "rmse_exact": float(np.sqrt(np.mean((pred - truth) ** 2))),
+                    "rmse_sampled": float(np.sqrt(np.mean((pred - emp) ** 2))),
+                    "edge_f1": edge_scores(B_true, graphs[method])["f1"] if method in graphs else np.nan,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def knockout_verdicts(ko: pd.DataFrame, margin: float, z: float = 2.0) -> pd.DataFrame:
+    """Per setting, the paired comparison of LiNGAM with NOTEARS, fixed before the run.
+
+    ``log_ratio`` is the mean over networks of ``log(RMSE_LiNGAM / RMSE_NOTEARS)``
+    (exact truth) with its standard error. "Competitive" means LiNGAM's RMSE is
+    at most ``1 + margin`` times NOTEARS's: yes when the upper end of the
+    ``z``-SE interval of the log ratio is below ``log(1 + margin)``, NO when
+    its lower end is above it, otherwise inconclusive. ``ratio``, ``lo`` and
+    ``hi`` are the geometric-mean ratio and its interval.
+    """
+    from ..claims import paired_verdict
+
+    rows, verdicts = [], []
+    for setting, grp in ko.groupby("setting", sort=False):
+        r = grp.pivot(index="seed", columns="method", values="rmse_exact")
+        log_ratio = np.log(r["LiNGAM"] / r["NOTEARS"])
+        # paired_verdict tests "mean > margin"; competitive is "log ratio < log(1 + margin)"
+        mean, se, holds = paired_verdict(-log_ratio, -np.log1p(margin), z)
+        rows.append(
+            {
+                "setting": setting,
+                "networks": len(r),
+                "ratio": float(np.exp(-mean)),
+                "lo": float(np.exp(-mean - z * se)),
+                "hi": float(np.exp(-mean + z * se)),
+                "log_ratio": -mean,
+                "se": se,
+            }
+        )
+        verdicts.append(holds)
+    out = pd.DataFrame(rows)
+    out["holds"] = pd.Series(verdicts, dtype=object)  # True, False or "inconclusive"
+    return out
 
 
 def load_benchmark(path) -> dict:
@@ -294,4 +356,39 @@ def plot_var_graph(names, B_taus: np.ndarray, threshold: float = 0.05):
         )
     ax.set_title(f"VarLiNGAM on macrodata: B_0 solid, B_1 dashed (|effect| > {threshold}); red +, blue -")
     ax.axis("off")
+    return fig
+
+
+def plot_var_heatmaps(names, B_taus: np.ndarray, linthresh: float = 0.1):
+    """B_0, ..., B_lags as heatmaps, one panel per lag (row = effect, column = cause).
+
+    A diverging colormap centred at 0 on a symmetric-log scale (linear within
+    ``+-linthresh``), so that a few large effects do not wash out the rest;
+    every non-zero entry is printed in its cell.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import SymLogNorm
+
+    B_taus = np.asarray(B_taus)
+    k, d = B_taus.shape[0], B_taus.shape[1]
+    vmax = float(np.abs(B_taus).max()) or 1.0
+    norm = SymLogNorm(linthresh=linthresh, vmin=-vmax, vmax=vmax, base=10)
+    fig, axes = plt.subplots(
+        1, k, figsize=(4.6 * k + 1.2, 4.9), layout="constrained", squeeze=False
+    )
+    for tau, ax in enumerate(axes[0]):
+        B = B_taus[tau]
+        im = ax.imshow(B, cmap="RdBu_r", norm=norm)
+        ax.set_xticks(range(d), labels=names, rotation=60, ha="right", fontsize=9)
+        ax.set_yticks(range(d), labels=names if tau == 0 else [""] * d, fontsize=9)
+        ax.set_xlabel("cause (column)")
+        if tau == 0:
+            ax.set_ylabel("effect (row)")
+        ax.set_title(f"$B_{tau}$" + (" (instantaneous)" if tau == 0 else f" (lag {tau})"))
+        ax.grid(False)
+        for i, j in zip(*np.nonzero(B)):
+            strong = abs(B[i, j]) > 0.5 * vmax or abs(B[i, j]) > 10 * linthresh
+            ax.text(j, i, f"{B[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if strong else "black")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="effect of column on row")
     return fig

@@ -17,6 +17,8 @@ class LinearSEM:
     order: np.ndarray
     noise: str
     noise_scale: np.ndarray
+    #: variables whose noise is Gaussian instead of ``noise`` (None: none)
+    gaussian: np.ndarray | None = None
 
     @property
     def d(self) -> int:
@@ -27,7 +29,10 @@ class LinearSEM:
         return np.linalg.inv(np.eye(self.d) - self.B)
 
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return sample_noise(self.noise, (n, self.d), rng) * self.noise_scale
+        E = sample_noise(self.noise, (n, self.d), rng)
+        if self.gaussian is not None and np.any(self.gaussian):
+            E[:, self.gaussian] = rng.standard_normal((n, int(np.sum(self.gaussian))))
+        return E * self.noise_scale
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` observational samples, shape (n, d)."""
@@ -81,3 +86,58 @@ def random_sem(
     B[np.ix_(order, order)] = W
     scale = rng.uniform(0.5, 1.5, d)
     return LinearSEM(B=B, order=order, noise=noise, noise_scale=scale)
+
+
+KNOCKOUT_SETTINGS = ("lingam", "gaussian", "confounded")
+
+
+def knockout_network(
+    d: int,
+    rng: np.random.Generator,
+    setting: str = "lingam",
+    *,
+    base_rng: np.random.Generator | None = None,
+    expected_degree: float = 1.5,
+    max_parent_weight: float = 1.5,
+    gaussian_fraction: float = 0.5,
+    latents: int = 3,
+    latent_children: int = 4,
+) -> tuple[LinearSEM, np.ndarray]:
+    """A gene network of ``d`` observed genes with skewed (exponential) noise,
+    and the indices of the observed variables in it.
+
+    ``setting``:
+
+    * ``"lingam"``: the network as drawn: exactly a LiNGAM;
+    * ``"gaussian"``: a random ``gaussian_fraction`` of the genes get Gaussian
+      noise of the same scale (LiNGAM cannot orient an edge between two of them);
+    * ``"confounded"``: ``latents`` hidden variables (exponential noise, scale 1)
+      are added as roots, each a cause of ``latent_children`` random genes with
+      weights ``+-[0.5, 1.5]``; they are left out of the observed data.
+
+    The network itself is drawn from ``base_rng`` (default ``rng``), so passing
+    the same ``base_rng`` state gives the same genes and edges in every
+    setting; the changes of a setting come from ``rng``.
+    """
+    if setting not in KNOCKOUT_SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; valid settings: {', '.join(KNOCKOUT_SETTINGS)}")
+    sem = random_sem(
+        d, rng if base_rng is None else base_rng, noise="exponential",
+        expected_degree=expected_degree, max_parent_weight=max_parent_weight,
+    )
+    observed = np.arange(d)
+    if setting == "gaussian":
+        mask = np.zeros(d, dtype=bool)
+        mask[rng.choice(d, round(gaussian_fraction * d), replace=False)] = True
+        sem.gaussian = mask
+    elif setting == "confounded":
+        L = latents
+        B = np.zeros((d + L, d + L))
+        B[:d, :d] = sem.B
+        for ell in range(L):
+            kids = rng.choice(d, min(latent_children, d), replace=False)
+            B[kids, d + ell] = rng.uniform(0.5, 1.5, len(kids)) * rng.choice([-1.0, 1.0], len(kids))
+        order = np.concatenate([np.arange(d, d + L), sem.order])
+        scale = np.concatenate([sem.noise_scale, np.ones(L)])
+        sem = LinearSEM(B=B, order=order, noise="exponential", noise_scale=scale)
+    return sem, observed

@@ -1,12 +1,20 @@
 """Fitting the QQT laws to measured (samples seen, error) points.
 
 Each pool has its own utility ``b`` and half-life ``tau``; ``a`` and ``d`` are
-shared across pools (the mixture law needs one ``a``). As the authors did,
-we search a grid (``b`` in [-0.5, -0.005], ``tau`` in [1, 10]) rather than
-trust a gradient optimizer on this non-convex, piecewise objective: for each
-(``a``, ``d``) on an outer grid, every pool's (``b``, ``tau``) is the best
-point of the inner grid, found for all pools at once with array operations;
-the best grid point is then refined locally with Nelder-Mead (scipy).
+shared across pools (the mixture law needs one ``a``). The authors searched a
+grid (``b`` in [-0.5, -0.005], ``tau`` in [1, 10]) rather than trust a gradient
+optimizer on this non-convex, piecewise objective. We search the same grid:
+for each (``a``, ``d``) on an outer grid, every pool's (``b``, ``tau``) is the
+best point of the inner grid, found for all pools at once with array
+operations. What we add is a local refinement of the best grid point with
+Nelder-Mead (scipy), which moves the parameters off the grid.
+
+Both forms of the law can be fitted: ``"utility"`` (decay the utility per
+epoch; ``d`` is multiplied by the later epochs' ratios, so predictions can fall
+below it) and ``"effective_data"`` (discount repeated samples; ``d`` is a true
+additive floor). ``a`` and ``d`` can be held fixed (``fixed_a``, ``fixed_d``),
+e.g. to fit a held-out pool on the buckets' scale so that its ``b`` is
+comparable, or to impose a floor measured elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from .laws import NORMALIZER, PoolLaw, epoch_samples
+from .laws import FORMS, NORMALIZER, PoolLaw, epoch_samples
 
 B_GRID = (-0.5, -0.005)
 TAU_GRID = (1.0, 10.0)
@@ -66,8 +74,25 @@ def _log_epoch_terms(n_points: np.ndarray, pool_size: float, a: float):
     return first, R
 
 
-def predict_grid(points: FitPoints, pool_size: float, a: float, d: float, b: np.ndarray, tau: np.ndarray):
-    """Utility-form predictions at the pool's points for every (b, tau) pair: shape (len(b), points)."""
+def _effective_samples(n_points: np.ndarray, pool_size: float, tau: np.ndarray) -> np.ndarray:
+    """Discounted sample counts ``sum_k (samples in epoch k) 2^(-k / tau)``: shape (len(tau), points)."""
+    per_epoch = [epoch_samples(n, pool_size) for n in n_points]
+    K = max(len(e) for e in per_epoch)
+    E = np.zeros((len(n_points), K))
+    for i, e in enumerate(per_epoch):
+        E[i, : len(e)] = e
+    decay = 0.5 ** (np.arange(K)[None, :] / tau[:, None])  # (grid, K)
+    return decay @ E.T
+
+
+def predict_grid(points: FitPoints, pool_size: float, a: float, d: float, b: np.ndarray, tau: np.ndarray,
+                 form: str = "utility"):
+    """Predictions at the pool's points for every (b, tau) pair: shape (len(b), points)."""
+    if form == "effective_data":
+        n_eff = _effective_samples(points.n, pool_size, tau)
+        return np.exp(b[:, None] * np.log(a * n_eff / NORMALIZER)) + d
+    if form != "utility":
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     first, R = _log_epoch_terms(points.n, pool_size, a)
     K = R.shape[1]
     k = np.arange(1, K + 1)
@@ -81,27 +106,44 @@ class FitResult:
     law: PoolLaw
     rmse: float  # over all points, in error fraction
     per_pool_rmse: tuple[float, ...]
+    form: str = "utility"
 
 
 def fit_pools(
     pools: list[FitPoints],
     pool_size: float,
     *,
+    form: str = "utility",
+    fixed_a: float | None = None,
+    fixed_d: float | None = None,
     a_grid=None,
     d_grid=None,
     b_steps: int = 100,
     tau_steps: int = 37,
     refine: bool = True,
 ) -> FitResult:
-    """Fit ``b``, ``tau`` per pool with shared ``a``, ``d`` (utility form)."""
+    """Fit ``b``, ``tau`` per pool with shared ``a``, ``d`` (either held at ``fixed_a``, ``fixed_d``).
+
+    A fitted ``d`` is constrained to [0, smallest measured error): in the
+    effective-data form it is the floor the error approaches."""
     if not pools:
         raise ValueError("no pools to fit: pass at least one FitPoints")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     names = [p.name for p in pools]
     if len(set(names)) != len(names):
         raise ValueError(f"pool names must be unique, got {names}")
     if not (np.isfinite(pool_size) and pool_size > 0):
         raise ValueError(f"pool_size must be positive, got {pool_size}")
     y_min = min(float(p.y.min()) for p in pools)
+    if fixed_a is not None:
+        if not (np.isfinite(fixed_a) and fixed_a > 0):
+            raise ValueError(f"fixed_a must be positive, got {fixed_a}")
+        a_grid = [float(fixed_a)]
+    if fixed_d is not None:
+        if not (np.isfinite(fixed_d) and 0 <= fixed_d < 1):
+            raise ValueError(f"fixed_d must lie in [0, 1), got {fixed_d}")
+        d_grid = [float(fixed_d)]
     if a_grid is None:
         a_grid = np.logspace(-2, 5, 29)
     if d_grid is None:
@@ -115,7 +157,7 @@ def fit_pools(
         for d in d_grid:
             total, params = 0.0, []
             for p in pools:
-                pred = predict_grid(p, pool_size, a, d, Bg, Tg)
+                pred = predict_grid(p, pool_size, a, d, Bg, Tg, form)
                 sse = ((pred - p.y[None, :]) ** 2).sum(axis=1)
                 j = int(np.argmin(sse))
                 total += sse[j]
@@ -123,19 +165,22 @@ def fit_pools(
             if total < best[0]:
                 best = (total, (a, d, params))
     _, (a, d, params) = best
-    theta0 = np.array([np.log(a), d] + [v for bt in params for v in bt])
+    shared = ([] if fixed_a is not None else [np.log(a)]) + ([] if fixed_d is not None else [d])
+    n_shared = len(shared)
+    theta0 = np.array(shared + [v for bt in params for v in bt])
 
     def unpack(theta):
-        b = theta[2::2]
-        tau = theta[3::2]
-        return np.exp(theta[0]), theta[1], b, tau
+        free = iter(theta[:n_shared])
+        a_ = a if fixed_a is not None else np.exp(next(free))
+        d_ = d if fixed_d is not None else next(free)
+        return a_, d_, theta[n_shared::2], theta[n_shared + 1 :: 2]
 
     def loss(theta):
         a_, d_, b, tau = unpack(theta)
-        if d_ < 0 or d_ >= y_min or np.any(b >= 0) or np.any(b <= -1) or np.any(tau <= 0.05):
+        if d_ < 0 or (fixed_d is None and d_ >= y_min) or np.any(b >= 0) or np.any(b <= -1) or np.any(tau <= 0.05):
             return 1e6
         return sum(
-            float(((predict_grid(p, pool_size, a_, d_, np.array([bi]), np.array([ti]))[0] - p.y) ** 2).sum())
+            float(((predict_grid(p, pool_size, a_, d_, np.array([bi]), np.array([ti]), form)[0] - p.y) ** 2).sum())
             for p, bi, ti in zip(pools, b, tau)
         )
 
@@ -148,8 +193,8 @@ def fit_pools(
     law = PoolLaw(float(a), float(d), tuple(map(float, b)), tuple(map(float, tau)), tuple(names))
     per_pool = []
     for i, p in enumerate(pools):
-        pred = predict_grid(p, pool_size, law.a, law.d, np.array([law.b[i]]), np.array([law.tau[i]]))[0]
+        pred = predict_grid(p, pool_size, law.a, law.d, np.array([law.b[i]]), np.array([law.tau[i]]), form)[0]
         per_pool.append(float(np.sqrt(np.mean((pred - p.y) ** 2))))
     all_sq = sum(pp**2 * len(p.n) for pp, p in zip(per_pool, pools))
     rmse = float(np.sqrt(all_sq / sum(len(p.n) for p in pools)))
-    return FitResult(law, rmse, tuple(per_pool))
+    return FitResult(law, rmse, tuple(per_pool), form)

@@ -13,7 +13,12 @@ bucket (and on mixtures of buckets) for many compute budgets.
 * Students (one MLP architecture, one constant learning rate, so a run
   evaluated at checkpoints is the same as separate runs of those lengths)
   are trained all at once with ``torch.func.vmap``; each has its own data
-  stream: passes over its pool in a fresh random order per pass.
+  stream: passes over its pool in a fresh random order per pass. With
+  ``init_seed``, seed ``s`` starts from the same weights on every pool, so
+  pools can be compared seed by seed (paired differences).
+* A fresh-data control (:meth:`WebPool.with_fresh_like`): new samples of a
+  bucket's quality, never repeated, to tell the cost of repetition from the
+  limits of the student.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class WebPool:
     buckets: list[np.ndarray]  # indices of each bucket, best first
     X_test: np.ndarray
     y_test: np.ndarray
+    teacher: tuple[np.ndarray, np.ndarray]  # (W1, W2) of the labelling network
 
     @property
     def bucket_size(self) -> int:
@@ -40,6 +46,28 @@ class WebPool:
 
     def corruption_rate(self, idx) -> float:
         return float(np.mean(self.y[idx] != self.y_clean[idx]))
+
+    def with_fresh_like(self, like: np.ndarray, m: int, rng: np.random.Generator) -> tuple["WebPool", np.ndarray]:
+        """This pool with ``m`` new samples of the same quality as the samples ``like`` appended,
+        and their indices: qualities resampled from ``like``'s, new inputs, teacher labels
+        corrupted with probability ``1 - q``. Conditional on its quality a sample's input and
+        label do not depend on the score, so these are draws from the bucket's distribution."""
+        if m < 1 or len(like) == 0:
+            raise ValueError(f"need m >= 1 new samples and a non-empty reference set, got m={m}, {len(like)}")
+        classes = self.teacher[1].shape[1]
+        X = rng.standard_normal((m, self.X.shape[1])).astype(np.float32)
+        y_clean = _teacher(X, *self.teacher).argmax(axis=1)
+        q = rng.choice(self.quality[like], size=m, replace=True)
+        corrupt = rng.random(m) > q
+        y = y_clean.copy()
+        y[corrupt] = rng.integers(0, classes, corrupt.sum())
+        M = len(self.y)
+        extended = WebPool(
+            np.concatenate([self.X, X]), np.concatenate([self.y, y]), np.concatenate([self.y_clean, y_clean]),
+            np.concatenate([self.quality, q]), np.concatenate([self.score, np.full(m, np.nan)]),
+            self.buckets, self.X_test, self.y_test, self.teacher,
+        )
+        return extended, np.arange(M, M + m)
 
 
 def _teacher(X, W1, W2):
@@ -91,7 +119,7 @@ def make_web_pool(
     size = pool_size // 10
     buckets = [ranked[i * size : (i + 1) * size] for i in range(n_buckets)]
     X_test, y_test = draw(test_size)
-    return WebPool(X, y, y_clean, q, score, buckets, X_test, y_test)
+    return WebPool(X, y, y_clean, q, score, buckets, X_test, y_test, (W1, W2))
 
 
 def stream_indices(pool: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +142,7 @@ def train_students(
     device: str = "cpu",
     progress=None,
     vectorized: bool = True,
+    init_seed: int | None = None,
 ):
     """Train ``len(pools) * seeds`` students at once; test error at each checkpoint.
 
@@ -124,6 +153,10 @@ def train_students(
     data streams, same update) one after another with plain autograd: the
     baseline that ``torch.func.vmap`` is measured against, and an independent
     check of it.
+
+    ``init_seed``: when given, every pool's seed-``s`` student starts from the same
+    weights (drawn from this seed), here and in any other call with the same
+    ``init_seed``: differences between pools can then be paired by seed.
     """
     import torch
     from torch.func import functional_call, grad, vmap
@@ -136,7 +169,7 @@ def train_students(
     S = len(students)
     dim = web.X.shape[1]
     classes = int(max(web.y.max(), web.y_test.max()) + 1)
-    torch_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    torch_gen = torch.Generator().manual_seed(int(rng.integers(2**31)) if init_seed is None else int(init_seed))
     model = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
 
     def init():
@@ -147,7 +180,11 @@ def train_students(
                 continue
             bound = 1 / np.sqrt(layer.in_features)
             for name, p in layer.named_parameters():
-                params[f"{layer_name}.{name}"] = (torch.rand((S, *p.shape), generator=torch_gen) * 2 - 1) * bound
+                if init_seed is None:
+                    draw = torch.rand((S, *p.shape), generator=torch_gen)
+                else:  # one draw per seed, shared by the pools
+                    draw = torch.rand((seeds, *p.shape), generator=torch_gen)[[s for _, s in students]]
+                params[f"{layer_name}.{name}"] = (draw * 2 - 1) * bound
         return {k: v.to(device) for k, v in params.items()}
 
     params = init()

@@ -159,7 +159,7 @@ def test_small_run_writes_notebook_and_claims(tmp_path):
     params = {
         "agree_dims": "[3]", "agree_ns": "[60]", "agree_noises": '["laplace"]', "agree_seeds": "1",
         "acc_dims": "[3]", "acc_ns": "[60]", "acc_seeds": "1",
-        "genes": "4", "gene_samples": "200", "gene_seeds": "1", "seed": "1", "device": "cpu",
+        "genes": "4", "gene_samples": "200", "gene_seeds": "2", "seed": "1", "device": "cpu",
     }
     args = ["run", "lingam", "--output", str(out_dir)]
     for k, v in params.items():

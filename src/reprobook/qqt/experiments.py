@@ -234,6 +234,10 @@ def measured_crossover(table: pd.DataFrame, k: int) -> tuple[float | None, float
     return last_top, (float(later.passes.min()) if not later.empty else None)
 
 
+#: Half-lives (passes) searched when mapping the fresh-data curve onto the repeated one.
+HALF_LIFE_GRID = np.geomspace(0.5, 200, 400)
+
+
 def repetition_half_life(study: StudyResult, grid=None) -> float:
     """The half-life that maps the fresh-data curve onto the repeated top bucket's curve:
     repeated error at n equals fresh error at the discounted count n_eff(n; tau) =
@@ -241,7 +245,7 @@ def repetition_half_life(study: StudyResult, grid=None) -> float:
     log samples; fitted on the checkpoints used for the laws. Capacity limits are in both
     curves, so tau measures repetition alone. Returns tau in passes (np.inf when no decay
     fits better than the largest value of the grid)."""
-    grid = np.geomspace(0.5, 200, 400) if grid is None else np.asarray(grid)
+    grid = HALF_LIFE_GRID if grid is None else np.asarray(grid)
     return _half_life(study.checkpoints, study.bucket_size, study.bucket_errors[0].mean(axis=0),
                       study.fresh_errors.mean(axis=0), study.fit_mask, grid)
 
@@ -261,7 +265,7 @@ def _half_life(ck, N, repeated, fresh, mask, grid) -> float:
 
 def half_life_bootstrap(study: StudyResult, n_boot: int = 200, seed: int = 0, grid=None) -> np.ndarray:
     """:func:`repetition_half_life` on seed resamples (the same seeds for both curves: they are paired)."""
-    grid = np.geomspace(0.5, 200, 400) if grid is None else np.asarray(grid)
+    grid = HALF_LIFE_GRID if grid is None else np.asarray(grid)
     rng = np.random.default_rng(seed)
     S = study.fresh_errors.shape[0]
     out = []

@@ -215,3 +215,39 @@ def test_toy_training_is_bitwise_reproducible_on_two_threads():
         assert torch.equal(params[0], params[1])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_ema_in_the_shared_loop_matches_the_hand_recursion_and_changes_nothing_else():
+    """A scalar weight w with loss w * 1 under SGD: w_k = w_0 - k lr; the EMA by hand is
+    e_1 = w_1, e_k = d e_(k-1) + (1 - d) w_k."""
+    from reprobook.diffusion import ema_decay_for_halflife, ema_model, train_minibatches
+
+    def run(with_ema: bool):
+        model = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.constant_(model.weight, 2.0)
+        ema = ema_model(model, 0.9) if with_ema else None
+        seen = []
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def on_step(step):
+            if ema is not None:
+                seen.append(ema.module.weight.item())
+
+        losses = train_minibatches(model, torch.zeros(4, 1), lambda batch, gen, _: model.weight.sum(), opt,
+                                   steps=5, batch_size=2, on_step=on_step, ema=ema)
+        return model, ema, seen, losses
+
+    model, ema, seen, losses = run(True)
+    weights = [2.0 - 0.1 * k for k in range(1, 6)]
+    expected = [weights[0]]
+    for w in weights[1:]:
+        expected.append(0.9 * expected[-1] + 0.1 * w)
+    assert seen == pytest.approx(expected, abs=1e-6)  # updated before on_step sees it
+    assert model.weight.item() == pytest.approx(weights[-1], abs=1e-6)
+    assert ema(torch.ones(1, 1)).item() == pytest.approx(expected[-1], abs=1e-6)  # callable like the model
+    assert not ema.module.weight.requires_grad
+    plain, _, _, plain_losses = run(False)  # the training itself is the same without an EMA
+    assert plain_losses == losses and torch.equal(plain.weight, model.weight)
+    assert ema_decay_for_halflife(10) ** 10 == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="decay must be in"):
+        ema_model(model, 1.0)

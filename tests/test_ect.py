@@ -101,14 +101,79 @@ def test_digit_metrics_floor_and_run_digits_rows():
     assert other["near-copies"] == noise["near-copies"] == 0.0
 
     cfg = Config(digits_pretrain_steps=2, digits_tune_steps=2, digits_stage_len=1, digits_batch=8,
-                 n_digit_samples=50, heun_steps=2, unet_widths=(8, 16, 16))
+                 n_digit_samples=50, heun_steps=2, unet_widths=(8, 16, 16), mid_grid=(0.2, 1.0))
     rows, seconds = ex.run_digits(cfg, digits, classifier, seed=0)
-    labels = [(r["model"], r["steps"]) for r in rows]
-    assert labels == [("training digits (floor)", 0), ("diffusion model", 1), ("diffusion model", 2),
-                      ("diffusion model", 2)] + [(m, s) for m, _, _ in ex.DIGIT_RUNS for s in (1, 2)]
+    labels = [(r["model"], r["sampler"]) for r in rows]
+    ablation = ex.DIGIT_ABLATIONS[0][0]
+    assert labels == [("training digits (floor)", ""), (ex.TEACHER, "Euler"), (ex.TEACHER, "Euler, EDM grid"),
+                      (ex.TEACHER, "Heun, EDM grid"), (ex.TEACHER, "Heun, 2 steps"),
+                      (ex.TEACHER, "consistency, 2 steps"), (ex.TEACHER_PLUS, "Heun, 2 steps")] + [
+        (m, f"consistency, {k}") for m in (ex.ECT, ex.CT_TUNING, ex.CT_TOTAL, ablation) for k in ("1 step", "2 steps")]
+    assert [r["NFE"] for r in rows[1:7]] == [1, 2, 2, 3, 2, 3]
     assert all(r["samples"].shape == (50, 1, 8, 8) for r in rows)
     assert all(np.isfinite(r["FD (classifier features)"]) for r in rows)
-    assert set(seconds) == {"pretraining", *(m for m, _, _ in ex.DIGIT_RUNS)}
+    assert all(r["mid"] in cfg.mid_grid for r in rows if r["sampler"] == "consistency, 2 steps")
+    assert set(seconds) == {"pretraining", "pretraining, + tuning images", ex.ECT, ex.CT_TUNING, ex.CT_TOTAL, ablation}
+
+
+def test_train_arms_keeps_the_teacher_at_the_pretraining_budget_and_evaluates_emas():
+    """The teacher is the EMA at pretrain_steps of a run continued for tune_steps more (the
+    control); it equals a run stopped there. ECT starts from it; CT arms start fresh; every
+    returned model is an EMA copy that needs no gradients; the checkpoints come from ECT."""
+    cfg = Config(toy_width=16)
+    data = ex.ring_mixture(cfg).sample(256, torch.Generator().manual_seed(0))[0].float()
+    setting = ex.Setting(lambda s: ex.toy_denoiser(cfg, s), 6, 4, 2, 16, 1e-3, 3e-4)
+    seen = []
+    models, seconds = ex.train_arms(cfg, setting, data, 0, ablations=ex.TOY_ABLATIONS, checkpoints=(2, 4),
+                                    on_checkpoint=lambda it, m: seen.append(it))
+    assert seen == [2, 4]
+    assert set(models) == {ex.TEACHER, ex.TEACHER_PLUS, ex.ECT, ex.CT_TUNING, ex.CT_TOTAL,
+                           *(name for name, _ in ex.TOY_ABLATIONS)}
+    assert all(not p.requires_grad for m in models.values() for p in m.parameters())
+    # the same pretraining stopped at 6 steps, with its own EMA, gives the teacher bit for bit
+    from reprobook.diffusion import ema_model
+    alone = setting.make(0)
+    ema = ema_model(alone, ex.ema_decay(cfg, setting.stage_len))
+    ex.pretrain(alone, data, cfg, steps=6, batch=16, lr=1e-3, seed=0, desc="p", ema=ema)
+    assert all(torch.equal(a, b) for a, b in zip(ema.module.parameters(), models[ex.TEACHER].parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(models[ex.TEACHER].parameters(),
+                                                       models[ex.TEACHER_PLUS].parameters()))
+    assert ex.ema_decay(cfg, 100) ** (cfg.ema_halflife_stages * 100) == pytest.approx(0.5)
+
+
+def test_two_nfe_samplers_use_two_evaluations_and_tune_mid_picks_the_best_level():
+    cfg = Config(mid_grid=(0.1, 0.5, 2.0))
+    calls = []
+
+    def counting(x, sigma):
+        calls.append(1)
+        return torch.zeros_like(x)
+
+    for grid, solver in ex.two_nfe_grids(cfg).values():
+        calls.clear()
+        ex.ode_sample(counting, cfg, 5, (2,), grid, solver, 0)
+        assert len(calls) == 2
+    model = ex.toy_denoiser(cfg, 0)
+    values = iter([0.3, -1.0, 0.7])  # one score per level of the grid, in order; lower is better
+
+    def score(x):
+        assert x.shape == (20, 2)
+        return next(values)
+
+    mid, scores = ex.tune_mid(model, cfg, score, 20, (2,), seed=1)
+    assert scores == {0.1: 0.3, 0.5: -1.0, 2.0: 0.7} and mid == 0.5
+
+
+def test_between_modes_counts_off_support_points_on_the_ring_only():
+    cfg = Config()
+    mix = ex.ring_mixture(cfg)
+    r = cfg.toy_radius
+    half = np.pi / cfg.toy_modes  # halfway between the first two modes
+    points = torch.tensor([[r, 0.0], [r * np.cos(half), r * np.sin(half)], [0.0, 0.0], [2 * r, 0.0]])
+    # on a mode; between two modes on the ring; the centre; far outside
+    assert ex.between_modes_fraction(points, mix, cfg) == pytest.approx(1 / 4)
+    metrics = ex.toy_metrics(points, mix, points, cfg)
+    assert metrics["off support"] == pytest.approx(3 / 4) and metrics["sliced W"] == 0
 
 
 FAKE_EDM_MODULE = '''

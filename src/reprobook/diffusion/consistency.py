@@ -129,15 +129,17 @@ def consistency_loss(denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tens
 def train_consistency(denoiser: torch.nn.Module, data: torch.Tensor, *, steps: int, stage_len: int,
                       batch_size: int, lr: float = 1e-4, optimizer: str = "radam", fixed_stage: float | None = None,
                       seed: int = 0, desc: str = "consistency training",
-                      on_step: Callable[[int], None] | None = None, **loss_kwargs) -> list[float]:
+                      on_step: Callable[[int], None] | None = None,
+                      ema: torch.optim.swa_utils.AveragedModel | None = None, **loss_kwargs) -> list[float]:
     """Train ``denoiser`` on :func:`consistency_loss` (``loss_kwargs`` go there) with minibatches
     drawn with replacement from ``data``; returns the loss of every step.
 
     The stage of 0-based iteration ``i`` is ``ect_stage(i, stage_len)`` unless ``fixed_stage`` is
     given (the "no stage schedule" ablation: the final gap from the start). ECT is this on a
     pretrained :class:`EDMDenoiser`; consistency training from scratch is the same on a freshly
-    initialized one. ``optimizer``: ``"radam"`` (the reference) or ``"adam"``. No EMA.
-    ``on_step`` is described in :func:`train_minibatches`.
+    initialized one. ``optimizer``: ``"radam"`` (the reference) or ``"adam"``. ``on_step`` and
+    ``ema`` (an average of the weights for evaluation, :func:`~reprobook.diffusion.training.ema_model`;
+    never the target's weights) are described in :func:`train_minibatches`.
     """
     if stage_len < 1:
         raise ValueError(f"stage_len must be >= 1, got {stage_len}")
@@ -156,7 +158,7 @@ def train_consistency(denoiser: torch.nn.Module, data: torch.Tensor, *, steps: i
         return consistency_loss(denoiser, batch, stage, generator=generator, **loss_kwargs)
 
     return train_minibatches(denoiser, data, batch_loss, opt, steps=steps, batch_size=batch_size, seed=seed,
-                             desc=desc, on_step=on_step)
+                             desc=desc, on_step=on_step, ema=ema)
 
 
 @torch.no_grad()

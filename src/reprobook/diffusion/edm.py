@@ -123,9 +123,11 @@ def edm_loss(denoiser: Denoiser, x0: torch.Tensor, p_mean: float = -1.2, p_std: 
 def train_edm(denoiser: nn.Module, data: torch.Tensor, *, steps: int, batch_size: int, lr: float = 1e-3,
               p_mean: float = -1.2, p_std: float = 1.2, seed: int = 0, desc: str = "EDM training",
               on_step: Callable[[int], None] | None = None, conditions: torch.Tensor | None = None,
-              null_condition: torch.Tensor | None = None, cond_dropout: float = 0.0) -> list[float]:
+              null_condition: torch.Tensor | None = None, cond_dropout: float = 0.0,
+              ema: torch.optim.swa_utils.AveragedModel | None = None) -> list[float]:
     """Adam on :func:`edm_loss`, minibatches drawn with replacement from ``data`` (the loop of
-    :func:`train_minibatches`; ``on_step`` is described there). Returns the loss of every step. No EMA.
+    :func:`train_minibatches`; ``on_step`` and ``ema`` are described there). Returns the loss of
+    every step.
 
     ``conditions`` (one row per data row) trains a conditional denoiser ``D(x, sigma, cond)``. With
     ``cond_dropout > 0`` each row's condition is replaced by ``null_condition`` (shape
@@ -150,7 +152,8 @@ def train_edm(denoiser: nn.Module, data: torch.Tensor, *, steps: int, batch_size
     opt = torch.optim.Adam(denoiser.parameters(), lr=lr)
     if conditions is None:
         return train_minibatches(denoiser, data, lambda batch, gen, _: edm_loss(denoiser, batch, p_mean, p_std, gen),
-                                 opt, steps=steps, batch_size=batch_size, seed=seed, desc=desc, on_step=on_step)
+                                 opt, steps=steps, batch_size=batch_size, seed=seed, desc=desc, on_step=on_step,
+                                 ema=ema)
 
     null = None if null_condition is None else null_condition.to(next(denoiser.parameters()).device)
 
@@ -161,7 +164,7 @@ def train_edm(denoiser: nn.Module, data: torch.Tensor, *, steps: int, batch_size
         return edm_loss(denoiser, batch, p_mean, p_std, gen, cond=cond)
 
     return train_minibatches(denoiser, data, conditional_loss, opt, steps=steps, batch_size=batch_size, seed=seed,
-                             desc=desc, on_step=on_step, conditions=conditions)
+                             desc=desc, on_step=on_step, conditions=conditions, ema=ema)
 
 
 def guided(denoiser: Callable[..., torch.Tensor], cond: torch.Tensor, null_cond: torch.Tensor,

@@ -43,8 +43,8 @@ from reprobook.common import REPO_ROOT, resolve_device, save_results, seed_every
 from reprobook.diffusion.models import ToyDenoiser, UNetDenoiser
 from reprobook.gpucheck import forward_difference
 from reprobook.hallucination import experiments as ex
-from reprobook.hallucination.metrics import (auroc, chance_toward_a_neighbour, distance_in_sigmas, operating_point,
-                                             toward_a_neighbour, trajectory_variance)
+from reprobook.hallucination.metrics import (BETWEEN, IN_SUPPORT, auroc, chance_toward_a_neighbour, distance_in_sigmas,
+                                             operating_point, toward_a_neighbour, trajectory_variance)
 
 
 TOLERANCE = 1e-4  # relative, float32 with TF32 off
@@ -71,7 +71,7 @@ def gpu_check(device: str, smoke: bool, deadline) -> dict:
     passed = max(differences.values()) <= TOLERANCE and finite
     figure = (f"denoisers equal the CPU's within {max(differences.values()):.1e}; grid: "
               f"{1e3 * row['train_seconds'] / cfg.steps_2d:.1f} ms/step at batch {cfg.batch}, samples "
-              f"{'finite' if finite else 'NOT finite'}, out of support {row['out_of_support']:.4f}")
+              f"{'finite' if finite else 'NOT finite'}, between modes {row['between_modes']:.4f}")
     return {"passed": passed, "key_figure": figure, "tolerance": TOLERANCE, "relative_difference": differences,
             "samples_finite": finite, "grid": row, "preset": preset, "overrides": overrides}
 
@@ -89,17 +89,20 @@ def run_2d(cfg, seed: int, device: str, datasets=("grid", "diamond")) -> list[di
         samples = ex.sample_toy(model, cfg, cfg.n_samples_2d, 2, seed + 1, device, desc=f"2D {name} samples")
         sample_s = time.perf_counter() - start
         distance = distance_in_sigmas(samples.x, mix)
-        hallucinated = distance > cfg.support_sigmas
+        labels = ex.labels(samples.x, mix, cfg)
+        between = labels == BETWEEN
+        scored = between | (labels == IN_SUPPORT)
         hal = trajectory_variance(samples.x0_trajectory, cfg.hal_window)
-        op = operating_point(hal, hallucinated, cfg.keep_in_support)
+        op = (operating_point(hal[scored], between[scored], cfg.keep_in_support) if scored.any() and not
+              between[scored].all() else {})
         rows.append({
             "dataset": name, "finite": bool(torch.isfinite(samples.x).all()), "samples": len(samples),
             "train_seconds": train_s, "sample_seconds": sample_s,
-            "out_of_support": float(hallucinated.mean()), "median_distance_sigmas": float(np.median(distance)),
-            "toward_nearest_neighbour": float(toward_a_neighbour(samples.x[hallucinated], mix).mean())
-            if hallucinated.any() else float("nan"),
-            "chance": chance_toward_a_neighbour(samples.x[hallucinated], mix, seed=seed),
-            "auroc": auroc(hal, hallucinated), **op,
+            "between_modes": float(between.mean()), "median_distance_sigmas": float(np.median(distance)),
+            "toward_nearest_neighbour": float(toward_a_neighbour(samples.x[between], mix).mean())
+            if between.any() else float("nan"),
+            "chance": chance_toward_a_neighbour(samples.x[between], mix, seed=seed),
+            "auroc": auroc(hal[scored], between[scored]), **op,
         })
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
     return rows

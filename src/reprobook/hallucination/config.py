@@ -2,8 +2,9 @@
 
 ``cpu`` (the defaults): every experiment of the spec at toy size, about 6 minutes
 on 2 CPU cores. The toy denoiser is 64 wide (the reference uses 128, as the
-``full`` preset does) and its learning rate is annealed; the shapes are 16x24
-images (the paper's are 64x64); recursive training runs on the 1D mixture.
+``full`` preset does) and its learning rate is annealed; the sweeps run 3 seeds
+of 5,000 samples per point; the shapes are 16x24 images (the paper's are 64x64);
+recursive training runs on the 1D mixture with 3 seeds and cheaper models.
 ``full``: the reference sizes, for a GPU (``device="cuda"``).
 """
 
@@ -29,18 +30,29 @@ class Config:
     cosine_decay: bool = True  # anneal the rate to 0 (the reference keeps it constant)
     batch: int = 1024
     steps_1d: int = 1_200
-    steps_2d: int = 10_000
-    # The mixtures: sigma of every mode; "in support" = within support_sigmas sigma of a mode.
+    steps_2d: int = 5_000
+    # The mixtures: sigma of every mode. Labels: "in support" within support_sigmas of a mode;
+    # "between modes" (a hallucination) beyond hallucination_sigmas of every mode, inside the
+    # modes' hull; the band in between is dropped from the classification.
     sigma: float = 0.05
     support_sigmas: float = 4.0
+    hallucination_sigmas: float = 6.0
     n_train_1d: int = 50_000
-    n_train_sweep: tuple[int, ...] = (1_000, 5_000, 50_000)
-    spacing_sweep: tuple[float, ...] = (0.5, 1.0, 2.0)
+    # Sweeps: one model per (value, seed), sweep_seeds seeds, n_samples_sweep samples each.
+    n_train_sweep: tuple[int, ...] = (100, 1_000, 50_000)
+    spacing_sweep: tuple[float, ...] = (1.0, 1.5, 2.0)
+    sweep_seeds: int = 3
+    n_samples_sweep: int = 5_000
     n_train_2d: int = 100_000
-    n_samples_1d: int = 10_000
-    n_samples_2d: int = 8_000
-    # The metric: variance of the predicted x0 over the last hal_window reverse steps.
+    n_samples_1d: int = 20_000
+    n_samples_2d: int = 6_000
+    # Samples of a separate sampling seed, used only to choose the Hal window.
+    n_select_1d: int = 10_000
+    n_select_2d: int = 3_000
+    # The metric: variance of the predicted x0 over the last K reverse steps; hal_window is the
+    # reference's K, hal_windows the candidates K is chosen from.
     hal_window: int = 10
+    hal_windows: tuple[int, ...] = (3, 5, 10, 20)
     keep_in_support: float = 0.96  # the operating point: keep this fraction of in-support samples
     # Shapes (height x width images, three vertical strips).
     shape_height: int = 16
@@ -51,11 +63,15 @@ class Config:
     shapes_batch: int = 32
     shapes_lr: float = 1e-3
     n_shapes_samples: int = 128
-    # Recursive training, on the 1D mixture ("1d") or the 2D grid ("2d").
+    # Recursive training, on the 1D mixture ("1d") or the 2D grid ("2d"): recursive_seeds chains
+    # per filter, each model trained for recursive_steps.
     recursive_data: str = "1d"
+    recursive_filters: tuple[str, ...] = ("random", "variance")
+    recursive_seeds: int = 3
+    recursive_steps: int = 1_200
     generations: int = 3
-    recursive_n: int = 4_000
-    recursive_extra: int = 1_000
+    recursive_n: int = 2_000
+    recursive_extra: int = 500
 
     def validate(self) -> None:
         from ..presets import ConfigError
@@ -72,14 +88,27 @@ class Config:
             raise ConfigError("learning rates must be positive")
         if min(self.batch, self.steps_1d, self.steps_2d, self.shapes_steps, self.shapes_batch) < 1:
             raise ConfigError("batch sizes and step counts must be >= 1")
-        if self.sigma <= 0 or self.support_sigmas <= 0:
-            raise ConfigError("sigma and support_sigmas must be positive")
+        if self.sigma <= 0 or not 0 < self.support_sigmas <= self.hallucination_sigmas:
+            raise ConfigError("need sigma > 0 and 0 < support_sigmas <= hallucination_sigmas, got "
+                              f"{self.sigma}, {self.support_sigmas}, {self.hallucination_sigmas}")
         if min(self.n_train_sweep) < 10 or min(self.spacing_sweep) <= 0:
             raise ConfigError("n_train_sweep entries must be >= 10 and spacing_sweep entries positive")
-        if min(self.n_samples_1d, self.n_samples_2d, self.n_shapes_samples) < 20:
+        if self.n_train_1d not in self.n_train_sweep or 1.0 not in self.spacing_sweep:
+            raise ConfigError("n_train_sweep must contain n_train_1d and spacing_sweep must contain 1.0 "
+                              "(the main model is one point of each sweep)")
+        if self.sweep_seeds < 2 or self.recursive_seeds < 2:
+            raise ConfigError("sweep_seeds and recursive_seeds must be >= 2 (a spread needs two seeds)")
+        if min(self.n_samples_1d, self.n_samples_2d, self.n_shapes_samples, self.n_samples_sweep,
+               self.n_select_1d, self.n_select_2d) < 20:
             raise ConfigError("sample counts must be >= 20")
-        if not 2 <= self.hal_window <= self.timesteps:
-            raise ConfigError(f"hal_window must be in 2..timesteps, got {self.hal_window}")
+        windows = (self.hal_window, *self.hal_windows)
+        if not self.hal_windows or not all(2 <= k <= self.timesteps for k in windows):
+            raise ConfigError(f"hal_window and every hal_windows entry must be in 2..timesteps, got {windows}")
+        if not set(self.recursive_filters) <= {"none", "random", "variance"} or "variance" not in self.recursive_filters:
+            raise ConfigError("recursive_filters: some of 'none', 'random', 'variance', with 'variance' among them; "
+                              f"got {self.recursive_filters}")
+        if self.recursive_steps < 1:
+            raise ConfigError("recursive_steps must be >= 1")
         if not 0 < self.keep_in_support < 1:
             raise ConfigError(f"keep_in_support must be in (0, 1), got {self.keep_in_support}")
         if self.shape_height < 12 or self.shape_width < 12:
@@ -96,6 +125,8 @@ PRESETS: dict[str, dict] = {
         "n_samples_1d": 100_000, "n_samples_2d": 100_000,
         "shape_height": 64, "shape_width": 64, "n_shapes_train": 10_000, "unet_widths": (64, 128, 256),
         "shapes_steps": 50_000, "shapes_batch": 128, "shapes_lr": 2e-4, "n_shapes_samples": 5_000,
-        "recursive_data": "2d", "generations": 10, "recursive_n": 100_000, "recursive_extra": 2_500,
+        "n_samples_sweep": 100_000, "n_select_1d": 50_000, "n_select_2d": 50_000,
+        "recursive_data": "2d", "recursive_steps": 30_000, "generations": 10, "recursive_n": 100_000,
+        "recursive_extra": 2_500, "recursive_filters": ("none", "random", "variance"),
     },
 }

@@ -10,7 +10,7 @@ import torch
 from ..common import progress
 from ..diffusion import DDPMSchedule, GaussianMixture, Samples, ToyDenoiser, UNetDenoiser, ancestral_sample, train_ddpm
 from .config import Config
-from .metrics import out_of_support, trajectory_variance
+from .metrics import BETWEEN, binomial_interval, distance_in_sigmas, label_samples, trajectory_variance
 
 FILTERS = ("none", "random", "variance")
 
@@ -46,15 +46,16 @@ def training_data(mixture: GaussianMixture, n: int, seed: int) -> torch.Tensor:
 
 
 def train_toy(data: torch.Tensor, cfg: Config, seed: int, device: str = "cpu",
-              share_blocks: bool | None = None, desc: str = "training") -> ToyDenoiser:
+              share_blocks: bool | None = None, desc: str = "training", steps: int | None = None) -> ToyDenoiser:
     """A fresh toy denoiser trained on ``data`` (1D: ``steps_1d`` at ``lr``; 2D: ``steps_2d`` at
-    ``lr_2d``), only on the steps the sampler visits (t < chain start)."""
+    ``lr_2d``; ``steps`` overrides the count), only on the steps the sampler visits (t < chain start)."""
     torch.manual_seed(seed)
     share = cfg.share_blocks if share_blocks is None else share_blocks
     one_d = data.shape[1] == 1
     model = ToyDenoiser(data.shape[1], cfg.width, cfg.n_blocks, share).to(device)
     schedule = ddpm_schedule(cfg)
-    train_ddpm(model, data, schedule, steps=cfg.steps_1d if one_d else cfg.steps_2d, batch_size=cfg.batch,
+    steps = steps or (cfg.steps_1d if one_d else cfg.steps_2d)
+    train_ddpm(model, data, schedule, steps=steps, batch_size=cfg.batch,
                lr=cfg.lr if one_d else cfg.lr_2d, cosine_decay=cfg.cosine_decay,
                max_step=chain_start(cfg, schedule), seed=seed, desc=desc)
     return model
@@ -67,8 +68,53 @@ def sample_toy(model, cfg: Config, n: int, dim: int, seed: int, device: str = "c
                             start_step=chain_start(cfg, schedule), seed=seed, device=device, desc=desc)
 
 
+def labels(x: torch.Tensor, mixture: GaussianMixture, cfg: Config) -> np.ndarray:
+    """The band of every sample (see ``metrics.BANDS``) under the chapter's two distances."""
+    return label_samples(x, mixture, cfg.support_sigmas, cfg.hallucination_sigmas)
+
+
 def hallucination_rate(x: torch.Tensor, mixture: GaussianMixture, cfg: Config) -> float:
-    return float(out_of_support(x, mixture, cfg.support_sigmas).mean())
+    """The fraction of samples that lie between modes (the clean hallucination label)."""
+    return float((labels(x, mixture, cfg) == BETWEEN).mean())
+
+
+def mode_width(x: torch.Tensor, mixture: GaussianMixture, cfg: Config) -> float:
+    """Root-mean-square distance of the in-support samples to their nearest mode, per
+    dimension, in sigmas: about 1 for the true modes (0.9995 in 1D and 0.9987 in 2D, as the
+    band cuts the tail at ``support_sigmas`` = 4)."""
+    d = distance_in_sigmas(x, mixture)
+    inside = d <= cfg.support_sigmas
+    return float(np.sqrt((d[inside] ** 2).mean() / mixture.dim)) if inside.any() else float("nan")
+
+
+def rate_row(x: torch.Tensor, mixture: GaussianMixture, cfg: Config, **keys) -> dict:
+    """Counts, rate and 95% Wilson interval of the between-modes label, with ``keys``."""
+    count, n = int((labels(x, mixture, cfg) == BETWEEN).sum()), len(x)
+    lo, hi = binomial_interval(count, n)
+    return {**keys, "between": count, "samples": n, "rate": count / n, "low": lo, "high": hi}
+
+
+def sweep_1d(cfg: Config, seed: int, device: str = "cpu", done: dict | None = None) -> list[dict]:
+    """Hallucination rate of 1D models over the training-set sizes ``n_train_sweep`` (modes 1, 2,
+    3) and the spacings ``spacing_sweep`` (n = ``n_train_1d``): one model per value and seed
+    ``seed .. seed + sweep_seeds - 1``, each trained for ``steps_1d`` and sampled
+    ``n_samples_sweep`` times. ``done``: samples already drawn, keyed by (n, spacing, seed)."""
+    done = done or {}
+    rows, cache = [], {}
+    points = [("training points", n, 1.0) for n in cfg.n_train_sweep]
+    points += [("mode spacing", cfg.n_train_1d, g) for g in cfg.spacing_sweep]
+    for setting, n, spacing in progress(points, desc="sweep"):
+        mix = mixture_1d(1 + spacing * torch.arange(3.0), cfg.sigma)
+        for s in range(seed, seed + cfg.sweep_seeds):
+            key = (n, spacing, s)
+            if key not in cache:
+                if key in done:
+                    cache[key] = done[key][: cfg.n_samples_sweep]
+                else:
+                    model = train_toy(training_data(mix, n, s), cfg, s, device, desc=f"n={n}, spacing {spacing}")
+                    cache[key] = sample_toy(model, cfg, cfg.n_samples_sweep, 1, s + 1, device, keep_last=2).x
+            rows.append(rate_row(cache[key], mix, cfg, setting=setting, n_train=n, spacing=spacing, seed=s))
+    return rows
 
 
 @torch.no_grad()
@@ -104,7 +150,7 @@ def sample_shapes(model, cfg: Config, n: int, seed: int, device: str = "cpu") ->
 
 def select(samples: Samples, n: int, mode: str, cfg: Config, seed: int) -> torch.Tensor:
     """Keep ``n`` of the samples: the first n ("none"), n at random ("random"), or the n with
-    the lowest trajectory variance ("variance")."""
+    the lowest trajectory variance over the reference window ``hal_window`` ("variance")."""
     if mode not in FILTERS:
         raise ValueError(f"unknown filter {mode!r}; valid filters: {', '.join(FILTERS)}")
     if n > len(samples):
@@ -119,29 +165,35 @@ def select(samples: Samples, n: int, mode: str, cfg: Config, seed: int) -> torch
 
 
 def recursive_training(mixture: GaussianMixture, cfg: Config, seed: int, device: str = "cpu") -> list[dict]:
-    """Train generation 0 on real data; every later generation trains a fresh model only on
-    ``recursive_n`` samples of the previous one, chosen by each filter from
-    ``recursive_n + recursive_extra`` (the unfiltered chain draws exactly recursive_n).
+    """Chains of models, each trained only on samples of the previous one.
 
-    Returns one row per (filter, generation): the hallucination rate of the model's raw samples
-    and of the set kept to train the next generation.
+    For every chain seed ``seed .. seed + recursive_seeds - 1``: generation 0 trains on
+    ``recursive_n`` real points; every later generation trains a fresh model (``recursive_steps``
+    steps) on ``recursive_n`` samples of the previous one, chosen by each filter of
+    ``recursive_filters`` from ``recursive_n + recursive_extra`` (the "none" filter draws exactly
+    ``recursive_n``). Generation 0 and its samples are shared by the filters of a chain.
+
+    Returns one row per (seed, filter, generation): the between-modes rate of the model's raw
+    samples and of the set kept for the next generation, and the width of its modes.
     """
     n, extra, dim = cfg.recursive_n, cfg.recursive_extra, mixture.dim
-    data = training_data(mixture, n, seed)
-    model0 = train_toy(data, cfg, seed, device, desc="generation 0")
-    first = sample_toy(model0, cfg, n + extra, dim, seed + 1, device, desc="generation 0 samples")
     rows = []
-    for mode in progress(FILTERS, desc="filters"):
-        samples = first
-        for gen in range(cfg.generations):
-            if gen > 0:
-                model = train_toy(kept, cfg, seed + 100 * gen, device, desc=f"{mode}, gen {gen}")
-                count = n if mode == "none" else n + extra
-                samples = sample_toy(model, cfg, count, dim, seed + 100 * gen + 1, device, desc=f"{mode}, gen {gen} samples")
-            raw = samples if mode != "none" else Samples(samples.x[:n], samples.x0_trajectory[:, :n])
-            kept = select(raw, n, mode, cfg, seed + gen)
-            rows.append({"filter": mode, "generation": gen,
-                         "raw_hallucination": hallucination_rate(raw.x, mixture, cfg),
-                         "kept_hallucination": hallucination_rate(kept, mixture, cfg)})
+    for chain in progress(range(seed, seed + cfg.recursive_seeds), desc="chains"):
+        model0 = train_toy(training_data(mixture, n, chain), cfg, chain, device, desc="generation 0",
+                           steps=cfg.recursive_steps)
+        first = sample_toy(model0, cfg, n + extra, dim, chain + 1, device, desc="generation 0 samples")
+        for mode in cfg.recursive_filters:
+            samples = first
+            for gen in range(cfg.generations):
+                if gen > 0:
+                    s = chain + 100 * gen
+                    model = train_toy(kept, cfg, s, device, desc=f"{mode}, gen {gen}", steps=cfg.recursive_steps)
+                    count = n if mode == "none" else n + extra
+                    samples = sample_toy(model, cfg, count, dim, s + 1, device, desc=f"{mode}, gen {gen} samples")
+                raw = samples if mode != "none" else Samples(samples.x[:n], samples.x0_trajectory[:, :n])
+                kept = select(raw, n, mode, cfg, chain + gen)
+                rows.append({"seed": chain, "filter": mode, "generation": gen,
+                             "raw_hallucination": hallucination_rate(raw.x, mixture, cfg),
+                             "kept_hallucination": hallucination_rate(kept, mixture, cfg),
+                             "mode_width": mode_width(raw.x, mixture, cfg)})
     return rows
-

@@ -1,4 +1,5 @@
-"""Out-of-support labels for the toy mixtures and the trajectory-variance metric Hal."""
+"""Labels for the toy mixtures' samples (in support, between modes, beyond the modes) and the
+trajectory-variance metric Hal."""
 
 from __future__ import annotations
 
@@ -23,6 +24,62 @@ def out_of_support(x: torch.Tensor, mixture: GaussianMixture, support_sigmas: fl
     return distance_in_sigmas(x, mixture) > support_sigmas
 
 
+#: The four bands a toy sample falls in, by its distance ``d`` to the nearest mode (in sigmas) and
+#: where it lies relative to the modes' convex hull: in support (d <= inner); ambiguous
+#: (inner < d <= outer, dropped from the classification: a widened mode or the foot of an
+#: interpolation); between modes (d > outer, inside the hull widened by ``inner`` sigmas: the
+#: paper's mode interpolation); beyond the modes (d > outer, outside it: extrapolation).
+IN_SUPPORT, AMBIGUOUS, BETWEEN, BEYOND = range(4)
+BANDS = ("in support", "ambiguous", "between modes", "beyond the modes")
+
+
+def outside_hull_in_sigmas(x: torch.Tensor, mixture: GaussianMixture) -> np.ndarray:
+    """How far each row of ``x`` lies outside the convex hull of the modes, in sigmas (<= 0
+    inside). In 1D the hull is [min, max]; in more dimensions the largest signed distance to the
+    hull's facets, which is the distance to the hull wherever the nearest hull point lies on a
+    facet (at a corner it is smaller)."""
+    from scipy.spatial import ConvexHull
+
+    x = torch.as_tensor(x, dtype=torch.float64).numpy()
+    means = mixture.means.numpy()
+    if x.ndim != 2 or x.shape[1] != means.shape[1]:
+        raise ValueError(f"x must have shape (n, {means.shape[1]}), got {tuple(x.shape)}")
+    if mixture.stds.unique().numel() != 1:
+        raise ValueError("the hull distance is defined for mixtures with one common sigma")
+    sigma = float(mixture.stds[0])
+    if means.shape[1] == 1:
+        outside = np.maximum(means.min() - x[:, 0], x[:, 0] - means.max())
+    else:
+        eq = ConvexHull(means).equations  # rows (unit normal, offset): normal . x + offset <= 0 inside
+        outside = (x @ eq[:, :-1].T + eq[:, -1]).max(1)
+    return outside / sigma
+
+
+def label_samples(x: torch.Tensor, mixture: GaussianMixture, inner: float, outer: float) -> np.ndarray:
+    """One band per row of ``x`` (``IN_SUPPORT``, ``AMBIGUOUS``, ``BETWEEN`` or ``BEYOND``; see
+    ``BANDS``), from its distance to the nearest mode and to the modes' hull, in sigmas."""
+    if not 0 < inner <= outer:
+        raise ValueError(f"need 0 < inner <= outer, got inner={inner}, outer={outer}")
+    d = distance_in_sigmas(x, mixture)
+    labels = np.full(len(d), AMBIGUOUS)
+    labels[d <= inner] = IN_SUPPORT
+    far = d > outer
+    inside = outside_hull_in_sigmas(x, mixture) <= inner
+    labels[far & inside] = BETWEEN
+    labels[far & ~inside] = BEYOND
+    return labels
+
+
+def binomial_interval(count: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``count / n`` (statsmodels)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n < 1 or not 0 <= count <= n:
+        raise ValueError(f"need 0 <= count <= n and n >= 1, got {count} of {n}")
+    lo, hi = proportion_confint(count, n, alpha=1 - level, method="wilson")
+    return float(lo), float(hi)
+
+
 def trajectory_variance(x0_trajectory: torch.Tensor, window: int) -> np.ndarray:
     """Hal(x): the variance of the predicted x0 over the last ``window`` reverse steps,
     averaged over dimensions (population variance, as the reference's ``np.var``).
@@ -41,6 +98,16 @@ def auroc(hal: np.ndarray, hallucinated: np.ndarray) -> float:
     if hallucinated.all() or not hallucinated.any():
         return float("nan")
     return float(roc_auc_score(hallucinated, hal))
+
+
+def auroc_standard_error(area: float, n_positive: int, n_negative: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an AUROC estimated from ``n_positive``
+    and ``n_negative`` samples (exact when the scores of both classes are exponential)."""
+    if n_positive < 1 or n_negative < 1 or not 0 <= area <= 1:
+        raise ValueError(f"need both classes and an area in [0, 1], got {area}, {n_positive}, {n_negative}")
+    q1, q2 = area / (2 - area), 2 * area**2 / (1 + area)
+    var = (area * (1 - area) + (n_positive - 1) * (q1 - area**2) + (n_negative - 1) * (q2 - area**2))
+    return float(np.sqrt(max(var, 0.0) / (n_positive * n_negative)))
 
 
 def roc(hal: np.ndarray, hallucinated: np.ndarray):
@@ -111,3 +178,31 @@ def chance_toward_a_neighbour(x: torch.Tensor, mixture: GaussianMixture, half_an
         moved = means[nearest] + radius * direction
         hits.append(toward_a_neighbour(moved, mixture, half_angle_deg))
     return float(np.mean(hits))
+
+
+def detection_by_window(x0_trajectory: torch.Tensor, labels: np.ndarray, windows, keep_in_support: float) -> list[dict]:
+    """Hal as a detector of ``BETWEEN`` against ``IN_SUPPORT`` samples (the other bands left
+    out) for each window length: AUROC and the removed fraction at the operating point."""
+    labels = np.asarray(labels)
+    scored = (labels == IN_SUPPORT) | (labels == BETWEEN)
+    hallucinated = labels[scored] == BETWEEN
+    rows = []
+    for k in windows:
+        hal = trajectory_variance(x0_trajectory, k)[scored]
+        op = operating_point(hal, hallucinated, keep_in_support)
+        area = auroc(hal, hallucinated)
+        se = auroc_standard_error(area, op["n_hallucinated"], op["n_in_support"]) if op["n_hallucinated"] else np.nan
+        rows.append({"window": int(k), "AUROC": area, "AUROC_se": se,
+                     "removed": op["removed_hallucinations"], "kept": op["kept_in_support"],
+                     "n_hallucinated": op["n_hallucinated"], "n_in_support": op["n_in_support"]})
+    return rows
+
+
+def choose_window(rows: list[dict]) -> int:
+    """The window that removes the most hallucinations at the operating point (ties: higher
+    AUROC, then the shorter window)."""
+    if not rows:
+        raise ValueError("no windows to choose from")
+    best = max(rows, key=lambda r: (np.nan_to_num(r["removed"], nan=-1), np.nan_to_num(r["AUROC"], nan=-1),
+                                    -r["window"]))
+    return best["window"]

@@ -51,14 +51,16 @@ def render_shapes(n: int, height: int, width: int, rng: np.random.Generator,
 
 
 def count_shapes(images: np.ndarray, min_area_frac: float = 0.3, merge_height: float = 1.5,
-                 max_area_frac: float = 3.0):
+                 max_area_frac: float = 3.0, merge_area_frac: float = 1.6):
     """Per image and strip: the number of shapes, whether one of them is a merged blob, and
     whether the strip holds a smear that is no shape at all.
 
     Pixels above 0 (mid-grey) are foreground; shapes are 8-connected components of at
     least ``min_area_frac`` of a shape's area (smaller ones are specks), where a shape's
     area is taken as that of the square, 2 r^2. A component taller than ``merge_height``
-    shape diameters is two shapes merged; one larger than ``max_area_frac`` shapes (a grey
+    shape diameters, or wider, or larger than ``merge_area_frac`` shapes, is two shapes merged
+    (in any direction; the largest shape, the pentagon, is 1.2 squares); one larger than
+    ``max_area_frac`` shapes (a grey
     background, a noise field) is a smear: the sample failed, it did not hallucinate.
     Returns ``counts``, ``merged`` and ``smeared``, each of shape (n, 3).
     """
@@ -86,7 +88,8 @@ def count_shapes(images: np.ndarray, min_area_frac: float = 0.3, merge_height: f
                     smeared[i, j] = True
                     continue
                 counts[i, j] += 1
-                if box[0].stop - box[0].start > merge_height * 2 * r:
+                extent = max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+                if extent > merge_height * 2 * r or area > merge_area_frac * shape_area:
                     merged[i, j] = True
     return counts, merged, smeared
 

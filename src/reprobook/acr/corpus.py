@@ -32,12 +32,15 @@ class Canary:
 
 
 def make_canaries(words: list[str], copies: tuple[int, ...], per_count: int, n_heldout: int, n_words: int,
-                  rng: np.random.Generator) -> list[Canary]:
-    """``per_count`` canaries for each duplication count in ``copies`` plus
-    ``n_heldout`` never planted, each ``n_words`` distinct random words."""
-    if per_count < 1 or n_words < 2 or len(words) < n_words:
-        raise ValueError("need per_count >= 1, n_words >= 2 and at least n_words words to draw from")
-    counts = [k for k in copies for _ in range(per_count)] + [0] * n_heldout
+                  rng: np.random.Generator, per_top: int | None = None) -> list[Canary]:
+    """``per_count`` canaries for each duplication count in ``copies`` (``per_top``
+    for the highest count, when given) plus ``n_heldout`` never planted, each
+    ``n_words`` distinct random words."""
+    per_top = per_count if per_top is None else per_top
+    if per_count < 1 or per_top < 1 or n_words < 2 or len(words) < n_words:
+        raise ValueError("need per_count, per_top >= 1, n_words >= 2 and at least n_words words to draw from")
+    top = max(copies)
+    counts = [k for k in copies for _ in range(per_top if k == top else per_count)] + [0] * n_heldout
     seen, out = set(), []
     for k in counts:
         while True:

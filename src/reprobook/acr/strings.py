@@ -3,7 +3,7 @@
 Famous quotes and boilerplate are surely in a web-scale training set many
 times; the "new" sentences were written for this book in November 2026,
 after SmolLM2's training data was collected (2024), about made-up events, so
-the model cannot have seen them; random strings are drawn as token ids with
+the model cannot have seen them (the last three were added in December 2026); random strings are drawn as token ids with
 a dedicated generator and stored as ids (their decoded text need not
 re-encode to the same ids).
 """
@@ -21,6 +21,20 @@ FAMOUS_QUOTES = [
     "Four score and seven years ago our fathers brought forth",
     "It was the best of times, it was the worst of times",
     "All happiness or unhappiness solely depends upon the quality",
+    "We hold these truths to be self-evident, that all men are created equal",
+    "In the beginning God created the heaven and the earth",
+    "Not all those who wander are lost",
+    "The unexamined life is not worth living",
+    "Genius is one percent inspiration and ninety-nine percent perspiration",
+    "Give me liberty, or give me death",
+    "I think, therefore I am",
+    "Elementary, my dear Watson",
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune",
+    "Houston, we have a problem",
+    "Float like a butterfly, sting like a bee",
+    "Life is like a box of chocolates",
+    "The quick brown fox jumps over the lazy dog",
+    "Imagination is more important than knowledge",
 ]
 
 BOILERPLATE = [
@@ -37,6 +51,9 @@ NEW_TEXT = [
     "Engineers at Pellmoor replaced the tram bridge with a folding timber span",
     "The chess club of Varden Hill elected a twelve-year-old as its treasurer",
     "Quill and Sorrel, a bakery in Lestwick, now opens only on rainy mornings",
+    "Residents of Brindlecombe voted to paint every post box in their village teal",
+    "The Ostmere rowing team won its first regatta with a boat built from recycled kayaks",
+    "A librarian in Fennick Cross catalogued four hundred lost umbrellas this winter",
 ]
 
 CATEGORIES = ("famous quote", "boilerplate", "new text", "random tokens")
@@ -50,15 +67,19 @@ def random_token_strings(allowed: torch.Tensor, n: int, length: int, seed: int) 
 
 
 def study_strings(tokenizer, allowed: torch.Tensor, per_category: int, seed: int,
-                  random_len: int = 12) -> list[tuple[str, list[int]]]:
+                  random_len: int = 12, prefer=()) -> list[tuple[str, list[int]]]:
     """``(category, target ids)`` pairs: ``per_category`` strings of each
-    category (quotes deduplicated), text tokenized without special tokens."""
+    category (quotes deduplicated), text tokenized without special tokens.
+    Texts in ``prefer`` (those the screen found completed) come first in
+    their category, in list order; the rest follow in list order."""
+    prefer = set(prefer)
     texts = {"famous quote": list(dict.fromkeys(FAMOUS_QUOTES)), "boilerplate": BOILERPLATE,
              "new text": NEW_TEXT}
     out = []
     for category, items in texts.items():
         if per_category > len(items):
             raise ValueError(f"only {len(items)} strings of category {category!r}, asked for {per_category}")
+        items = [t for t in items if t in prefer] + [t for t in items if t not in prefer]
         out += [(category, tokenizer.encode(t, add_special_tokens=False)) for t in items[:per_category]]
     out += [("random tokens", ids) for ids in random_token_strings(allowed, per_category, random_len, seed)]
     return out

@@ -52,8 +52,8 @@ import pandas as pd
 import torch
 
 from reprobook.acr import experiments as ex
-from reprobook.chapters import get_chapter, results_dir, results_path
 from reprobook.acr.rates import greater_verdict, none_verdict, some_verdict
+from reprobook.chapters import get_chapter, results_dir, results_path
 from reprobook.claims import INCONCLUSIVE, Claims
 from reprobook.common import (
     REPO_ROOT,
@@ -721,6 +721,15 @@ else:
 # prompt names famous quotes, and template tokens are free in the ACR, so it
 # primes what it forbids: the instruction did not block the compression, it
 # helped it. With two quotes per setting this is an anecdote, not a rate.
+#
+# Without a positive control the plain-mode zeros cannot tell a blind search
+# from an absent memory: the two quotes it searched are not among those the
+# completion screen above finds the model holding. So the two claims read
+# from this file below are judged by intervals, and with two strings per
+# category neither can be decided: "not memorized" needs the quotes, searched
+# the same way, to be compressed more often than the unseen strings, and
+# "some quotes memorized" needs either a success or an interval that rules out
+# the paper's 15%.
 
 # %% [markdown]
 # The paper's figures (Pythia-1.4B {cite:p}`biderman2023pythia`, cap $5|y|$,
@@ -919,7 +928,6 @@ claims.report()
 #    .venv/bin/reprobook run acr -p num_steps 80 --output runs/acr-ex3
 #    ```
 #
-#    Does the
-#    x64 canary that is completed but not compressed become compressible,
-#    and do any x16 canaries? Random search gets the same budget in the
-#    ablation. About 5 minutes.
+#    Do the x64 canaries that are completed but not compressed (the
+#    crosstab above) become compressible, and do any x16 canaries? Random
+#    search gets the same budget in the ablation. About 8 minutes.

@@ -8,9 +8,9 @@ import torch
 
 from reprobook.acr import experiments as ex
 from reprobook.acr.corpus import Canary, common_words, make_canaries, plant
-from reprobook.models.corpus import python_docs_paragraphs
 from reprobook.acr.strings import CATEGORIES, random_token_strings, study_strings
 from reprobook.chapters import get_chapter
+from reprobook.models.corpus import python_docs_paragraphs
 from reprobook.presets import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -121,7 +121,10 @@ def test_canary_study_and_unlearning_end_to_end(monkeypatch):
 
 
 def test_wilson_and_newcombe_against_statsmodels():
-    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+    from statsmodels.stats.proportion import (
+        confint_proportions_2indep,
+        proportion_confint,
+    )
 
     from reprobook.acr.rates import rate_difference, wilson
 

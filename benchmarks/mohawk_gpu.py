@@ -16,7 +16,7 @@ The study, saved to results/mohawk/gpu_study.json:
 
 1. one SSD layer at long T (SmolLM2's head shape, 9 x 64): the chunked scan
    against the materialized matrix, time, peak memory and their difference;
-2. the three arms of the SmolLM2 distillation at a larger budget than the
+2. the arms of the SmolLM2 distillation at a larger budget than the
    CPU `long` run (393,216 tokens per arm, 256-token rows, matrix fits on
    every 5th layer).
 

@@ -120,22 +120,20 @@ def test_canary_study_and_unlearning_end_to_end(monkeypatch):
     assert len(summary) == 8 and "free tokens from" in summary
 
 
-def test_wilson_and_newcombe_against_statsmodels():
-    from statsmodels.stats.proportion import (
-        confint_proportions_2indep,
-        proportion_confint,
-    )
-
+def test_wilson_and_newcombe_against_closed_forms_and_published_values():
     from reprobook.acr.rates import rate_difference, wilson
 
-    for count, n in [(0, 3), (2, 3), (5, 8), (8, 8), (1, 22)]:
-        assert wilson(count, n) == pytest.approx(proportion_confint(count, n, method="wilson"), abs=1e-9)
-    for a, na, b, nb in [(6, 8, 0, 3), (1, 22, 0, 8), (3, 10, 7, 12)]:
-        d, lo, hi = rate_difference(a, na, b, nb)
-        ref = confint_proportions_2indep(a, na, b, nb, method="newcomb", compare="diff")
-        assert d == pytest.approx(a / na - b / nb) and (lo, hi) == pytest.approx(ref, abs=1e-9)
+    z = 1.959963984540054
+    for n in (3, 8, 22):  # Wilson at 0 successes: [0, z^2 / (n + z^2)]
+        assert wilson(0, n) == pytest.approx((0.0, z * z / (n + z * z)), abs=1e-12)
+        assert wilson(n, n) == pytest.approx((n / (n + z * z), 1.0), abs=1e-12)
+    # Newcombe (1998), Table II example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339.
+    d, lo, hi = rate_difference(56, 70, 48, 80)
+    assert d == pytest.approx(0.2) and (lo, hi) == pytest.approx((0.0524, 0.3339), abs=5e-5)
     with pytest.raises(ValueError):
         wilson(4, 3)
+    with pytest.raises(ValueError):
+        rate_difference(1, 0, 0, 3)
 
 
 def test_verdict_rules():

@@ -19,8 +19,9 @@ from reprobook.models import tiny_phi
 from reprobook.models.tiny import import_transformers
 from reprobook.mohawk import experiments as ex
 from reprobook.mohawk.config import Config
-from reprobook.mohawk.distill import (StageBudget, distillation_loss, evaluate, hidden_loss, kl_to_teacher,
-                                      matrix_loss, stage_loss, stage_parameters, train_stage, wsd_factor)
+from reprobook.mohawk.distill import (StageBudget, decay_groups, distillation_loss, evaluate, hidden_loss,
+                                      kl_to_teacher, matrix_loss, skip_least_squares, stage_loss, stage_parameters,
+                                      train_stage, wsd_factor)
 from reprobook.mohawk.ssd import SILU_ONE, SSDMixer, ToeplitzMixer, segsum, ssd_materialized, ssd_matrix, ssd_scan
 from reprobook.mohawk.student import (decoder_layers, make_student, mixer_layers, mixer_matrix, trace_teacher)
 from reprobook.presets import ConfigError
@@ -289,6 +290,68 @@ def test_each_stage_trains_only_its_parameters(phi_teacher):
     assert set(map(id, stage_parameters(student, 1))) < set(map(id, stage_parameters(student, 2)))
 
 
+def test_least_squares_skip_minimizes_the_squared_matrix_distance(phi_teacher):
+    rows = torch.randint(97, (6, 12), generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    student = make_student(phi_teacher)
+    new = skip_least_squares(student, phi_teacher, rows)
+    trace = trace_teacher(phi_teacher, rows)
+    for j, i in enumerate(mixer_layers(student)):
+        mixer = decoder_layers(student)[i].self_attn
+        assert torch.equal(mixer.D.detach(), new[j]) and not torch.allclose(new[j], torch.ones_like(new[j]))
+        D = mixer.D.detach().clone().requires_grad_(True)
+        with torch.no_grad():
+            mixer.D.zero_()
+            without = mixer_matrix(decoder_layers(student)[i], trace.inputs[i])
+        eye = torch.eye(rows.shape[1])
+
+        def squared(D):
+            return ((trace.attention[i] - without - D[:, None, None] * eye) ** 2).sum()
+
+        gradient, = torch.autograd.grad(squared(D), D)  # zero at the minimum
+        assert gradient.abs().max() < 1e-4
+        for step in (-0.05, 0.05):  # and a minimum, not a maximum
+            assert squared(D.detach() + step) > squared(D.detach())
+
+
+def test_stage1_brings_every_layer_below_the_zero_matrix(phi_teacher):
+    """The official D = 1 starts every layer farther from attention than the zero matrix;
+    from the least-squares D, a short stage 1 ends every layer below ||A||."""
+    rows = torch.randint(97, (64, 13), generator=torch.Generator().manual_seed(3))
+    train, held_out = rows[:48, :-1], rows[48:]
+    torch.manual_seed(0)
+    student = make_student(phi_teacher)
+    before = evaluate(student, phi_teacher, held_out, micro_batch=8)
+    assert all(d > a for d, a in zip(before["matrix_distance"], before["attention_norm"]))  # D = 1: above
+    start = ex.start_stage1(student, phi_teacher, train[:16], "least-squares")
+    assert start["loss_start"] < start["loss_official_start"]
+    train_stage(student, phi_teacher, train, StageBudget(1, 12 * 8 * 10, 12 * 8, 8, 1e-2),
+                generator=torch.Generator().manual_seed(0))
+    after = evaluate(student, phi_teacher, held_out, micro_batch=8)
+    assert all(d < a for d, a in zip(after["matrix_distance"], after["attention_norm"])), after
+
+
+def test_no_weight_decay_on_skips_biases_and_norms(phi_teacher):
+    student = make_student(phi_teacher)
+    params = stage_parameters(student, 3)
+    matrices, vectors = decay_groups(params, 0.1)
+    assert matrices["weight_decay"] == 0.1 and vectors["weight_decay"] == 0.0
+    assert len(matrices["params"]) + len(vectors["params"]) == len(params)
+    names = {id(p): n for n, p in student.named_parameters()}
+    undecayed = {names[id(p)] for p in vectors["params"]}
+    assert any(n.endswith(".D") for n in undecayed) and any("layernorm" in n for n in undecayed)
+    assert any(n.endswith(".bias") for n in undecayed)
+    assert all(p.ndim >= 2 for p in matrices["params"])
+    # In a stage with zero learning signal, a vector does not move while a matrix shrinks.
+    rows = torch.randint(97, (8, 12), generator=torch.Generator().manual_seed(0))
+    mixer = decoder_layers(student)[0].self_attn
+    D0, W0 = mixer.D.detach().clone(), mixer.B_proj.weight.detach().clone()
+    train_stage(student, phi_teacher, rows, StageBudget(1, 96, 96, 8, 1e-9), generator=torch.Generator(),
+                weight_decay=1e6, warmup=0.0, decay=0.0)
+    assert torch.allclose(mixer.D.detach(), D0, atol=1e-6)
+    assert mixer.B_proj.weight.detach().norm() < W0.norm()
+
+
 def test_stage_losses_fall(phi_teacher):
     rows = torch.randint(97, (32, 12), generator=torch.Generator().manual_seed(1))
     for stage in (1, 2, 3):
@@ -311,6 +374,9 @@ def test_budget_errors_and_equal_arm_budgets(phi_teacher):
     assert all(cfg.total_tokens - cfg.tokens_per_update_3 < t <= cfg.total_tokens for t in totals.values())
     assert [b.stage for b in ex.arm_budgets("1+2+3", cfg)] == [1, 2, 3]
     assert [b.stage for b in ex.arm_budgets("3", cfg)] == [3]
+    fast, = ex.arm_budgets("3 (lr_12)", cfg)  # the learning-rate control: stage 3 at stage 2's rate
+    assert fast.stage == 3 and fast.lr == cfg.lr_12 and ex.arm_budgets("3", cfg)[0].lr == cfg.lr_3
+    assert [b.lr for b in ex.arm_budgets("1+2+3", cfg)] == [cfg.lr_1, cfg.lr_12, cfg.lr_3]
 
 
 def test_checkpoint_resume_reproduces_an_uninterrupted_run(phi_teacher, tmp_path, monkeypatch):
@@ -366,7 +432,13 @@ def test_matrix_fit_study_and_benchmark_at_toy_size(phi_teacher):
     families = ex.matrix_families(cfg, phi_teacher)
     examples = {}
     fits = ex.fit_matrices(phi_teacher, rows[:8], rows[8:], families, [1], steps=30, lr=1e-2, batch=4, examples=examples)
-    assert list(fits) == ["zero matrix", *families] and all(len(v) == 1 and v[0] > 0 for v in fits.values())
+    assert list(fits) == ["held-out", "train", "start"]
+    for split in fits.values():
+        assert list(split) == ["zero matrix", *families] and all(len(v) == 1 and v[0] > 0 for v in split.values())
+    # Every family starts from (about) the zero matrix, and fitting moves it below.
+    zero = fits["start"]["zero matrix"][0]
+    assert all(abs(v[0] - zero) < 0.05 * zero for v in fits["start"].values()), fits["start"]
+    assert all(fits["train"][name][0] < fits["train"]["zero matrix"][0] for name in families)
     assert set(examples[1]) == {"attention", *families} and examples[1]["attention"].shape == (12, 12)
     bench = ex.scan_benchmark([64, 128], n_heads=2, head_dim=8, state_size=8, chunk=16, repeats=1)
     assert [r["T"] for r in bench] == [64, 128] and all(r["max_abs_diff"] < 1e-5 for r in bench)

@@ -10,7 +10,7 @@ intervals, method 10 of Newcombe 1998). A verdict is ``True``, ``False`` or
 
 from __future__ import annotations
 
-import math
+from statistics import NormalDist
 
 from ..claims import INCONCLUSIVE
 
@@ -18,23 +18,26 @@ Z95 = 1.959963984540054  # the two-sided 95% normal quantile
 
 
 def wilson(count: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of the proportion ``count / n``."""
+    """Wilson score interval of the proportion ``count / n`` (statsmodels)."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n < 1 or not 0 <= count <= n:
         raise ValueError(f"need 0 <= count <= n and n >= 1, got {count} of {n}")
-    p = count / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = proportion_confint(count, n, alpha=2 * (1 - NormalDist().cdf(z)), method="wilson")
+    return float(lo), float(hi)
 
 
 def rate_difference(a: int, na: int, b: int, nb: int, z: float = Z95) -> tuple[float, float, float]:
     """``(a/na - b/nb, low, high)``: the difference of two independent rates and
-    Newcombe's hybrid-score interval for it."""
-    pa, pb = a / na, b / nb
-    la, ua = wilson(a, na, z)
-    lb, ub = wilson(b, nb, z)
-    d = pa - pb
-    return d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    Newcombe's hybrid-score interval for it (statsmodels' ``"newcomb"``)."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    for count, n in ((a, na), (b, nb)):
+        if n < 1 or not 0 <= count <= n:
+            raise ValueError(f"need 0 <= count <= n and n >= 1, got {count} of {n}")
+    lo, hi = confint_proportions_2indep(a, na, b, nb, method="newcomb", compare="diff",
+                                        alpha=2 * (1 - NormalDist().cdf(z)))
+    return a / na - b / nb, float(lo), float(hi)
 
 
 def greater_verdict(a: int, na: int, b: int, nb: int, margin: float) -> tuple[float, float, float, bool | str]:

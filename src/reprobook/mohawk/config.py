@@ -2,7 +2,7 @@
 
 ``cpu`` (the defaults, about 5 minutes on 2 CPU cores): a tiny Phi-style
 teacher trained here on Python's documentation, the matrix-fitting study,
-the three arms at equal tokens (two seeds), and the scan-vs-materialized
+the four arms at equal tokens (four seeds), and the scan-vs-materialized
 benchmark. ``long``: SmolLM2-135M-Instruct as the teacher (about an hour
 on 2 CPU cores), saved to ``results/mohawk/long.json``. ``full``: Phi-1.5
 (a checkpoint folder) at the reference budgets on GPUs, bf16.
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARMS = ("3", "2+3", "1+2+3")
+# "3 (lr_12)": stage 3 alone at stage 2's learning rate, the control for the aligned arms' faster mixer rate.
+ARMS = ("3", "3 (lr_12)", "2+3", "1+2+3")
 INITS = ("random", "attention")
+SKIP_INITS = ("least-squares", "zero", "one")
 
 
 @dataclass(frozen=True)
@@ -31,26 +33,32 @@ class Config:
     eval_rows: int = 64  # held-out rows of context + 1 tokens
     # Matrix-fitting study: families fitted to the teacher's attention, per layer.
     fit_layers: tuple[int, ...] = ()  # () = every layer
-    fit_rows: int = 32  # rows whose attention matrices are fitted (the held-out rows score the fit)
-    fit_steps: int = 600
+    fit_rows: int = 128  # rows whose attention matrices are fitted (the held-out rows score the fit)
+    fit_steps: int = 800
     fit_lr: float = 1e-2
     fit_batch: int = 8
     small_state: int = 4  # SSD small state and the low-rank family's rank (paper: 16 of head dim 128)
-    large_state: int = 32  # SSD large state (paper: 64)
-    # The three arms at equal tokens.
+    large_state: int = 16  # SSD large state (paper: 64 of head dim 128, half the head dim)
+    # The arms at equal tokens: the paper's three and a learning-rate control.
     arms: tuple[str, ...] = ARMS
-    seeds: tuple[int, ...] = (0, 1)
-    total_tokens: int = 196_608  # per arm
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    total_tokens: int = 98_304  # per arm
     stage1_fraction: float = 0.1  # of the total, in the arms that have stage 1 (paper: 80M of 3B)
     stage2_fraction: float = 0.2  # of the total, in the arms that have stage 2 (paper: 160M of 3B)
     tokens_per_update_12: int = 1024  # stages 1-2 (paper: 2^15)
     tokens_per_update_3: int = 4096  # stage 3 (paper: 2^19)
     micro_batch: int = 8  # rows per forward / backward
     lr_12: float = 3e-3
+    # Stage 1's own rate: at 3e-3 its first updates overshoot (the loss rose from 5 to 17 and
+    # was still above the zero matrix's after 9 updates); the paper uses one rate for all stages.
+    lr_1: float = 1e-3
     lr_3: float = 1e-3
     warmup: float = 0.1  # fractions of each stage's updates
     decay: float = 0.2
     state_size: int = 0  # the student's SSD state; 0 = head dim (Phi-Mamba)
+    # D at the start of stage 1: its least-squares value given the rest of the matrix (ours), 0, or 1 (official)
+    skip_init: str = "least-squares"
+    skip_init_rows: int = 32  # training rows the least-squares D is computed on
     mixer_init: str = "random"  # "random" (the paper's transfer copies all but the mixer) | "attention" (V, K, Q, O)
     keep_attention: tuple[int, ...] = ()  # layers that keep attention (a hybrid)
     chunk: int = 64
@@ -85,7 +93,7 @@ class Config:
             if getattr(self, name) % (self.context * self.micro_batch):
                 raise ConfigError(f"{name} ({getattr(self, name)}) must be a multiple of context x micro_batch "
                                   f"({self.context} x {self.micro_batch})")
-        if min(self.lr, self.fit_lr, self.lr_12, self.lr_3) <= 0:
+        if min(self.lr, self.fit_lr, self.lr_1, self.lr_12, self.lr_3) <= 0:
             raise ConfigError("learning rates must be > 0")
         if not (0 <= self.warmup and 0 <= self.decay and self.warmup + self.decay <= 1):
             raise ConfigError(f"need warmup, decay >= 0 and warmup + decay <= 1, got {self.warmup}, {self.decay}")
@@ -93,6 +101,10 @@ class Config:
             raise ConfigError(f"small_state ({self.small_state}) must be < large_state ({self.large_state})")
         if self.state_size < 0 or self.checkpoint_every < 0:
             raise ConfigError("state_size and checkpoint_every must be >= 0")
+        if self.skip_init not in SKIP_INITS:
+            raise ConfigError(f"skip_init must be one of {', '.join(SKIP_INITS)}, got {self.skip_init!r}")
+        if self.skip_init_rows < 1:
+            raise ConfigError(f"skip_init_rows must be >= 1, got {self.skip_init_rows}")
         if self.mixer_init not in INITS:
             raise ConfigError(f"mixer_init must be one of {', '.join(INITS)}, got {self.mixer_init!r}")
         if any(T < 1 for T in self.bench_lengths) or not self.bench_lengths:
@@ -105,13 +117,13 @@ PRESETS: dict[str, dict] = {
     "cpu": {},
     # SmolLM2-135M-Instruct (30 layers, 9 query / 3 kv heads of dim 64) as the teacher, on CPU.
     "long": {"teacher": "smollm2", "context": 128, "eval_rows": 24, "fit_layers": (0, 10, 20, 29), "fit_rows": 16,
-             "fit_steps": 150, "fit_batch": 4, "small_state": 16, "large_state": 64, "seeds": (0,),
+             "fit_steps": 150, "fit_batch": 4, "small_state": 8, "large_state": 32, "seeds": (0,),
              "total_tokens": 49_152, "tokens_per_update_12": 1024, "tokens_per_update_3": 4096, "micro_batch": 4,
-             "lr_12": 1e-3, "lr_3": 3e-4},
+             "lr_1": 1e-3, "lr_12": 1e-3, "lr_3": 3e-4},
     # Phi-1.5 at the reference budgets (80M / 160M / 2.76B tokens, 2^15 and 2^19 tokens per update, lr 1e-4).
     "full": {"teacher": "microsoft/phi-1_5", "context": 2048, "eval_rows": 256, "fit_layers": (0, 8, 16, 23),
-             "fit_rows": 64, "fit_steps": 500, "fit_batch": 8, "small_state": 16, "large_state": 64, "seeds": (0,),
+             "fit_rows": 64, "fit_steps": 500, "fit_batch": 8, "small_state": 8, "large_state": 32, "seeds": (0,),
              "total_tokens": 3_000_000_000, "stage1_fraction": 80 / 3000, "stage2_fraction": 160 / 3000,
-             "tokens_per_update_12": 2 ** 15, "tokens_per_update_3": 2 ** 19, "micro_batch": 4, "lr_12": 1e-4,
+             "tokens_per_update_12": 2 ** 15, "tokens_per_update_3": 2 ** 19, "micro_batch": 4, "lr_1": 1e-4, "lr_12": 1e-4,
              "lr_3": 1e-4, "bf16": True, "checkpoint_every": 200, "bench_lengths": (1024, 4096, 16384, 65536)},
 }

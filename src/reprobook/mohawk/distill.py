@@ -104,6 +104,42 @@ def stage_loss(stage: int, student, teacher, input_ids: torch.Tensor) -> torch.T
     return torch.stack(losses).mean()
 
 
+def decay_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on matrices (and convolution kernels) only; none on
+    vectors, which are D, biases, norm scales and the decay logits' bias (decaying them pulls
+    D and the norms towards 0, which is not a regularizer but a change of the function)."""
+    matrices = [p for p in params if p.ndim >= 2]
+    vectors = [p for p in params if p.ndim < 2]
+    return [{"params": matrices, "weight_decay": weight_decay}, {"params": vectors, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def skip_least_squares(student, teacher, input_ids: torch.Tensor) -> list[torch.Tensor]:
+    """Set every SSD mixer's skip D to its least-squares value given the rest of its matrix.
+
+    The matrix is ``M = M0 + diag(D_h)`` per head, ``M0`` the decay-masked ``C B^T``. Minimizing
+    ``sum_b ||A_bh - M0_bh - D_h I||_F^2`` over ``D_h`` gives the mean over rows and tokens of the
+    diagonal of ``A - M0``. The official code starts D at 1; a stage 1 of a few hundred thousand
+    tokens barely moves it, so stage 1 would start (and stay) farther from attention than the
+    zero matrix. Returns the new D per layer.
+    """
+    layers = mixer_layers(student)
+    trace = trace_teacher(teacher, input_ids, layers, attention=True, io=True)
+    student_layers = decoder_layers(student)
+    new = []
+    for i in layers:
+        mixer = student_layers[i].self_attn
+        if not isinstance(mixer.D, torch.nn.Parameter):
+            raise ValueError(f"layer {i}'s mixer has no trainable skip D")
+        saved = mixer.D.detach().clone()
+        mixer.D.zero_()
+        without_skip = mixer_matrix(student_layers[i], trace.inputs[i].to(saved.dtype))
+        residual = trace.attention[i].to(saved.dtype) - without_skip  # [b, h, T, T]
+        mixer.D.copy_(residual.diagonal(dim1=-2, dim2=-1).mean(dim=(0, 2)))
+        new.append(mixer.D.detach().clone())
+    return new
+
+
 @dataclass(frozen=True)
 class StageBudget:
     stage: int
@@ -156,7 +192,7 @@ def train_stage(student, teacher, rows: torch.Tensor, budget: StageBudget, *, ge
     student.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=budget.lr, betas=(0.9, 0.95), weight_decay=weight_decay)
+    opt = torch.optim.AdamW(decay_groups(params, weight_decay), lr=budget.lr, betas=(0.9, 0.95))
     log = StageLog(budget.stage, updates, 0)
     start = 0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -216,6 +252,7 @@ def evaluate(student, teacher, rows: torch.Tensor, *, micro_batch: int = 8) -> d
     student_layers = decoder_layers(student)
     sums = {"teacher_nll": 0.0, "student_nll": 0.0, "kl": 0.0, "agree": 0.0}
     matrix_d = torch.zeros(len(layers))
+    attention_norm = torch.zeros(len(layers))  # the zero matrix's distance
     hidden_d = torch.zeros(len(layers))
     n_batches, n_tokens = 0, 0
     student.eval()
@@ -234,9 +271,11 @@ def evaluate(student, teacher, rows: torch.Tensor, *, micro_batch: int = 8) -> d
             # In the student's precision (a bf16 teacher feeds an fp32 student).
             u, attn, out = (t[i].to(dtype) for t in (trace.inputs, trace.attention, trace.outputs))
             matrix_d[j] += matrix_loss(attn, mixer_matrix(student_layers[i], u)).item()
+            attention_norm[j] += matrix_loss(attn, torch.zeros_like(attn)).item()
             hidden_d[j] += hidden_loss(out, layer_forward(student_layers[i], u)).item()
         n_batches += 1
         n_tokens += n
     return {"teacher_ppl": math.exp(sums["teacher_nll"] / n_tokens), "student_ppl": math.exp(sums["student_nll"] / n_tokens),
             "kl": sums["kl"] / n_tokens, "agreement": sums["agree"] / n_tokens, "layers": layers,
-            "matrix_distance": (matrix_d / n_batches).tolist(), "hidden_distance": (hidden_d / n_batches).tolist()}
+            "matrix_distance": (matrix_d / n_batches).tolist(), "attention_norm": (attention_norm / n_batches).tolist(),
+            "hidden_distance": (hidden_d / n_batches).tolist()}

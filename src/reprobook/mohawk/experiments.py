@@ -16,9 +16,9 @@ from ..common import progress
 from ..models import (load_causal_lm, pack_documents, python_docs_paragraphs, tiny_phi, train_bpe_tokenizer,
                       train_causal_lm)
 from .config import Config
-from .distill import StageBudget, evaluate, matrix_loss, train_stage
+from .distill import StageBudget, evaluate, matrix_loss, skip_least_squares, stage_loss, train_stage
 from .ssd import SSDMixer, ToeplitzMixer, ssd_materialized, ssd_scan
-from .student import attention_shape, decoder_layers, make_student, trace_teacher
+from .student import attention_shape, decoder_layers, make_student, mixer_layers, trace_teacher
 
 
 @dataclass
@@ -65,11 +65,18 @@ def matrix_families(cfg: Config, teacher) -> dict[str, callable]:
     """Constructors of the fitted mixer families, weakest first (the paper's Table 1 order)."""
     shape = attention_shape(teacher)
     d, h, p = shape.d_model, shape.n_heads, shape.head_dim
+
+    def ssd(state):
+        mixer = SSDMixer(d, h, p, state)
+        with torch.no_grad():  # every family starts at (about) the zero matrix: D = 0, small B and C
+            mixer.D.zero_()
+        return mixer
+
     return {
         "Toeplitz": lambda: ToeplitzMixer(h, cfg.context),
         f"causal low-rank (r={cfg.small_state})": lambda: SSDMixer(d, h, p, cfg.small_state, decay=False, skip=False),
-        f"SSD (N={cfg.small_state})": lambda: SSDMixer(d, h, p, cfg.small_state),
-        f"SSD (N={cfg.large_state})": lambda: SSDMixer(d, h, p, cfg.large_state),
+        f"SSD (N={cfg.small_state})": lambda: ssd(cfg.small_state),
+        f"SSD (N={cfg.large_state})": lambda: ssd(cfg.large_state),
     }
 
 
@@ -77,13 +84,14 @@ def fit_matrices(teacher, rows: torch.Tensor, held_out: torch.Tensor, families: 
                  steps: int, lr: float, batch: int, seed: int = 0, examples: dict | None = None) -> dict[str, list[float]]:
     """Fit each family's mixing matrix to the teacher's attention matrices, layer by layer
     (Adam on the stage-1 loss, the mixer reading the layer's normed input),
-    and score the fit by the Frobenius distance on held-out rows.
-    Returns ``{family: [held-out distance per layer]}``; the Frobenius norm of
-    the attention itself (the distance of the zero matrix) is under ``"zero matrix"``.
+    and score the fit by the Frobenius distance on the fitted rows and on held-out rows.
+    Returns ``{"held-out": {family: [distance per layer]}, "train": ..., "start": ...}``
+    ("start": held-out, before fitting); the Frobenius norm of the attention itself
+    (the distance of the zero matrix) is under ``"zero matrix"``.
     ``examples``, when given, receives ``{layer: {name: matrix}}`` for the first
     held-out row's first head (the teacher's under ``"attention"``)."""
     device = next(teacher.parameters()).device
-    out = {"zero matrix": [], **{name: [] for name in families}}
+    out = {split: {"zero matrix": [], **{name: [] for name in families}} for split in ("held-out", "train", "start")}
     all_layers = decoder_layers(teacher)
     bar = progress(total=len(layers) * len(families), desc="matrix fits")
     for layer in layers:
@@ -92,12 +100,16 @@ def fit_matrices(teacher, rows: torch.Tensor, held_out: torch.Tensor, families: 
         test = trace_teacher(teacher, held_out.to(device), [layer])
         u_train, a_train = norm(train.inputs[layer]).float(), train.attention[layer].float()
         u_test, a_test = norm(test.inputs[layer]).float(), test.attention[layer].float()
-        out["zero matrix"].append(matrix_loss(a_test, torch.zeros_like(a_test)).item())
+        out["held-out"]["zero matrix"].append(matrix_loss(a_test, torch.zeros_like(a_test)).item())
+        out["start"]["zero matrix"].append(out["held-out"]["zero matrix"][-1])
+        out["train"]["zero matrix"].append(matrix_loss(a_train, torch.zeros_like(a_train)).item())
         if examples is not None:
             examples[layer] = {"attention": a_test[0, 0].cpu()}
         for name, build in families.items():
             torch.manual_seed(seed)
             mixer = build().to(device)
+            with torch.no_grad():
+                out["start"][name].append(matrix_loss(a_test, mixer.matrix(u_test)).item())
             opt = torch.optim.Adam(mixer.parameters(), lr=lr)
             gen = torch.Generator().manual_seed(seed)
             for _ in range(steps):
@@ -108,7 +120,8 @@ def fit_matrices(teacher, rows: torch.Tensor, held_out: torch.Tensor, families: 
                 opt.step()
             with torch.no_grad():
                 fitted = mixer.matrix(u_test)
-                out[name].append(matrix_loss(a_test, fitted).item())
+                out["held-out"][name].append(matrix_loss(a_test, fitted).item())
+                out["train"][name].append(matrix_loss(a_train, mixer.matrix(u_train)).item())
                 if examples is not None:
                     examples[layer][name] = fitted[0, 0].cpu()
             bar.update()
@@ -116,22 +129,24 @@ def fit_matrices(teacher, rows: torch.Tensor, held_out: torch.Tensor, families: 
     return out
 
 
-# --- The three arms --------------------------------------------------------------------------------------------
+# --- The arms ------------------------------------------------------------------------------------------------
 
 def arm_budgets(arm: str, cfg: Config) -> list[StageBudget]:
     """The stages of ``arm`` and their token budgets; every arm spends ``cfg.total_tokens``
     (stage 3 gets what stages 1-2 leave, in whole updates)."""
-    stages = [int(s) for s in arm.split("+")]
+    stages = [int(s) for s in arm.split(" ")[0].split("+")]
     budgets, spent = [], 0
     for stage, fraction in ((1, cfg.stage1_fraction), (2, cfg.stage2_fraction)):
         if stage in stages:
             per = cfg.tokens_per_update_12
             tokens = int(fraction * cfg.total_tokens) // per * per
             if tokens:
-                budgets.append(StageBudget(stage, tokens, per, cfg.micro_batch, cfg.lr_12))
+                lr = cfg.lr_1 if stage == 1 else cfg.lr_12
+                budgets.append(StageBudget(stage, tokens, per, cfg.micro_batch, lr))
                 spent += tokens
     per = cfg.tokens_per_update_3
-    budgets.append(StageBudget(3, (cfg.total_tokens - spent) // per * per, per, cfg.micro_batch, cfg.lr_3))
+    lr_3 = cfg.lr_12 if arm.endswith("(lr_12)") else cfg.lr_3
+    budgets.append(StageBudget(3, (cfg.total_tokens - spent) // per * per, per, cfg.micro_batch, lr_3))
     return budgets
 
 
@@ -146,15 +161,36 @@ def run_arm(setup: Setup, cfg: Config, arm: str, seed: int, *, checkpoint_dir=No
     autocast = torch.bfloat16 if cfg.bf16 else None
     logs, start = [], time.perf_counter()
     inputs = setup.train_rows[:, :-1]
+    stage1 = {}
     for budget in arm_budgets(arm, cfg):
+        if budget.stage == 1:
+            stage1 = start_stage1(student, setup.teacher, inputs[:cfg.skip_init_rows], cfg.skip_init)
         ckpt = None if checkpoint_dir is None else checkpoint_dir / f"arm{arm}-seed{seed}-stage{budget.stage}.pt"
         log = train_stage(student, setup.teacher, inputs, budget, generator=generator, warmup=cfg.warmup,
                           decay=cfg.decay, autocast_dtype=autocast, checkpoint=ckpt,
                           checkpoint_every=cfg.checkpoint_every, desc=f"arm {arm} seed {seed}: stage {budget.stage}")
         logs.append({"stage": log.stage, "updates": log.updates, "tokens": log.tokens, "losses": log.losses})
+        if budget.stage == 1:  # where stage 1 left each layer, on the held-out rows
+            after = evaluate(student, setup.teacher, setup.eval_rows, micro_batch=cfg.micro_batch)
+            stage1.update(matrix_distance=after["matrix_distance"], attention_norm=after["attention_norm"])
     metrics = evaluate(student, setup.teacher, setup.eval_rows, micro_batch=cfg.micro_batch)
-    return {"arm": arm, "seed": seed, "tokens": sum(x["tokens"] for x in logs), "stages": logs,
+    return {"arm": arm, "seed": seed, "tokens": sum(x["tokens"] for x in logs), "stages": logs, "stage1": stage1,
             "seconds": time.perf_counter() - start, **metrics}
+
+
+@torch.no_grad()
+def start_stage1(student, teacher, rows: torch.Tensor, skip_init: str) -> dict:
+    """Set D for stage 1 (``"least-squares"``, ``"zero"``, or ``"one"``: the official start) and
+    return the stage-1 loss on ``rows`` with the official D = 1 and with the chosen D."""
+    official = stage_loss(1, student, teacher, rows).item()
+    if skip_init == "least-squares":
+        skip_least_squares(student, teacher, rows)
+    elif skip_init == "zero":
+        for i in mixer_layers(student):
+            decoder_layers(student)[i].self_attn.D.zero_()
+    elif skip_init != "one":
+        raise ValueError(f"skip_init must be 'least-squares', 'zero' or 'one', got {skip_init!r}")
+    return {"skip_init": skip_init, "loss_official_start": official, "loss_start": stage_loss(1, student, teacher, rows).item()}
 
 
 def run_arms(setup: Setup, cfg: Config, *, checkpoint_dir=None) -> list[dict]:

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["teacher"] = args.teacher
     cfg = get_chapter("mohawk").config(args.preset, overrides)  # a clear error before any work
     device = resolve_device(args.device, "torch")
+    if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))  # every core (torch's default may take one)
     rank = 0
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         backend = "nccl" if device == "cuda" else "gloo"
